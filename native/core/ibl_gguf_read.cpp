@@ -1,0 +1,196 @@
+#include "ibl_gguf.h"
+#include "ibl_error.h"
+
+#include "gguf.h"
+
+#include <cerrno>
+#include <cstring>
+#include <sys/stat.h>
+
+// GGUF header: magic "GGUF", u32 version, i64 n_tensors, i64 n_kv (ref: ggml/include/gguf.h).
+static constexpr size_t GGUF_HEADER_SIZE = 4 + 4 + 8 + 8;
+
+static uint64_t file_size_or_throw(const std::string & path) {
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT) ibl_throw("ERR_FILE_NOT_FOUND", "%s: file not found", path.c_str());
+        ibl_throw("ERR_FILE_READ", "%s: cannot access file: %s", path.c_str(), strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode)) ibl_throw("ERR_FILE_READ", "%s: is a directory, expected a .gguf file", path.c_str());
+    return (uint64_t) st.st_size;
+}
+
+// Checks what gguf_init_from_file would only log: that this is a GGUF at all, of a version we read.
+static void check_header(const std::string & path, uint64_t size) {
+    if (size < GGUF_HEADER_SIZE) {
+        ibl_throw("ERR_GGUF_INVALID", "%s: not a GGUF file (%llu bytes, shorter than a GGUF header)",
+                  path.c_str(), (unsigned long long) size);
+    }
+    FILE * f = fopen(path.c_str(), "rb");
+    if (!f) ibl_throw("ERR_FILE_READ", "%s: cannot open: %s", path.c_str(), strerror(errno));
+    unsigned char hdr[8];
+    const size_t n = fread(hdr, 1, sizeof(hdr), f);
+    fclose(f);
+    if (n != sizeof(hdr)) ibl_throw("ERR_FILE_READ", "%s: cannot read the header", path.c_str());
+    if (memcmp(hdr, "GGUF", 4) != 0) {
+        char got[32];
+        snprintf(got, sizeof(got), "%02x %02x %02x %02x", hdr[0], hdr[1], hdr[2], hdr[3]);
+        ibl_throw("ERR_GGUF_INVALID", "%s: not a GGUF file (expected magic \"GGUF\", found bytes %s)", path.c_str(), got);
+    }
+    const uint32_t version = hdr[4] | (hdr[5] << 8) | (hdr[6] << 16) | ((uint32_t) hdr[7] << 24);
+    if (version < 2 || version > 3) {
+        ibl_throw("ERR_GGUF_INVALID", "%s: unsupported GGUF version %u (this build reads versions 2 and 3)", path.c_str(), version);
+    }
+}
+
+gguf_context * ibl_gguf_open(const std::string & path, struct ggml_context ** tensors_ctx) {
+    ibl_log_init();
+    const uint64_t size = file_size_or_throw(path);
+    check_header(path, size);
+    ibl_log_clear_last_error();
+    gguf_init_params params = { /*no_alloc*/ true, /*ctx*/ tensors_ctx };
+    gguf_context * ctx = gguf_init_from_file(path.c_str(), params);
+    if (!ctx) {
+        std::string why = ibl_log_last_error();
+        // gguf logs "gguf_init_from_file_impl: <reason>": keep the reason.
+        const size_t colon = why.find(": ");
+        if (colon != std::string::npos && why.compare(0, 5, "gguf_") == 0) why = why.substr(colon + 2);
+        ibl_throw("ERR_GGUF_INVALID", "%s: corrupt or truncated GGUF file%s%s", path.c_str(),
+                  why.empty() ? "" : ": ", why.c_str());
+    }
+    // gguf_init_from_file checks the table, not that the data is really there.
+    const int64_t n = gguf_get_n_tensors(ctx);
+    const uint64_t data_offset = gguf_get_data_offset(ctx);
+    for (int64_t i = 0; i < n; ++i) {
+        const uint64_t end = data_offset + gguf_get_tensor_offset(ctx, i) + gguf_get_tensor_size(ctx, i);
+        if (end > size) {
+            const std::string name = gguf_get_tensor_name(ctx, i);
+            gguf_free(ctx);
+            if (tensors_ctx && *tensors_ctx) { ggml_free(*tensors_ctx); *tensors_ctx = nullptr; }
+            ibl_throw("ERR_GGUF_TRUNCATED", "%s: truncated GGUF file: tensor '%s' ends at byte %llu but the file has %llu bytes",
+                      path.c_str(), name.c_str(), (unsigned long long) end, (unsigned long long) size);
+        }
+    }
+    return ctx;
+}
+
+static const char * short_type_name(gguf_type t) {
+    switch (t) {
+        case GGUF_TYPE_UINT8:   return "u8";
+        case GGUF_TYPE_INT8:    return "i8";
+        case GGUF_TYPE_UINT16:  return "u16";
+        case GGUF_TYPE_INT16:   return "i16";
+        case GGUF_TYPE_UINT32:  return "u32";
+        case GGUF_TYPE_INT32:   return "i32";
+        case GGUF_TYPE_FLOAT32: return "f32";
+        case GGUF_TYPE_BOOL:    return "bool";
+        case GGUF_TYPE_STRING:  return "string";
+        case GGUF_TYPE_ARRAY:   return "array";
+        case GGUF_TYPE_UINT64:  return "u64";
+        case GGUF_TYPE_INT64:   return "i64";
+        case GGUF_TYPE_FLOAT64: return "f64";
+        default:                return "unknown";
+    }
+}
+
+// Appends element i of a scalar or array value of numeric type t at p to kv.
+static void push_number(ibl_gguf_kv & kv, gguf_type t, const void * p, size_t i) {
+    switch (t) {
+        case GGUF_TYPE_UINT8:   kv.u64.push_back(((const uint8_t  *) p)[i]); break;
+        case GGUF_TYPE_UINT16:  kv.u64.push_back(((const uint16_t *) p)[i]); break;
+        case GGUF_TYPE_UINT32:  kv.u64.push_back(((const uint32_t *) p)[i]); break;
+        case GGUF_TYPE_UINT64:  kv.u64.push_back(((const uint64_t *) p)[i]); break;
+        case GGUF_TYPE_INT8:    kv.i64.push_back(((const int8_t   *) p)[i]); kv.is_signed = true; break;
+        case GGUF_TYPE_INT16:   kv.i64.push_back(((const int16_t  *) p)[i]); kv.is_signed = true; break;
+        case GGUF_TYPE_INT32:   kv.i64.push_back(((const int32_t  *) p)[i]); kv.is_signed = true; break;
+        case GGUF_TYPE_INT64:   kv.i64.push_back(((const int64_t  *) p)[i]); kv.is_signed = true; break;
+        case GGUF_TYPE_BOOL:    kv.i64.push_back(((const int8_t   *) p)[i] != 0); kv.is_signed = true; break;
+        case GGUF_TYPE_FLOAT32: kv.f64.push_back(((const float    *) p)[i]); break;
+        case GGUF_TYPE_FLOAT64: kv.f64.push_back(((const double   *) p)[i]); break;
+        default: break;
+    }
+}
+
+ibl_gguf_info ibl_gguf_inspect(const std::string & path) {
+    gguf_context * ctx = ibl_gguf_open(path, nullptr);
+    ibl_gguf_info info;
+    info.version     = gguf_get_version(ctx);
+    info.alignment   = gguf_get_alignment(ctx);
+    info.data_offset = gguf_get_data_offset(ctx);
+    info.file_size   = file_size_or_throw(path);
+
+    const int64_t n_kv = gguf_get_n_kv(ctx);
+    for (int64_t i = 0; i < n_kv; ++i) {
+        ibl_gguf_kv kv;
+        kv.key = gguf_get_key(ctx, i);
+        const gguf_type t = gguf_get_kv_type(ctx, i);
+        kv.type = short_type_name(t);
+        if (t == GGUF_TYPE_ARRAY) {
+            kv.is_array = true;
+            const gguf_type et = gguf_get_arr_type(ctx, i);
+            kv.elem_type = short_type_name(et);
+            const size_t n = gguf_get_arr_n(ctx, i);
+            if (et == GGUF_TYPE_STRING) {
+                kv.str.reserve(n);
+                for (size_t j = 0; j < n; ++j) kv.str.push_back(gguf_get_arr_str(ctx, i, j));
+            } else if (et != GGUF_TYPE_ARRAY) {
+                const void * data = gguf_get_arr_data(ctx, i);
+                for (size_t j = 0; j < n; ++j) push_number(kv, et, data, j);
+            }
+        } else if (t == GGUF_TYPE_STRING) {
+            kv.str.push_back(gguf_get_val_str(ctx, i));
+        } else {
+            push_number(kv, t, gguf_get_val_data(ctx, i), 0);
+        }
+        info.kv.push_back(std::move(kv));
+    }
+
+    const int64_t n_t = gguf_get_n_tensors(ctx);
+    for (int64_t i = 0; i < n_t; ++i) {
+        ibl_gguf_tensor_info ti;
+        ti.name = gguf_get_tensor_name(ctx, i);
+        const ggml_type type = gguf_get_tensor_type(ctx, i);
+        ti.type = ggml_type_name(type);
+        const int64_t * ne = gguf_get_tensor_ne(ctx, i);
+        int n_dims = GGML_MAX_DIMS;
+        while (n_dims > 1 && ne[n_dims - 1] == 1) --n_dims;
+        ti.shape.assign(ne, ne + n_dims);
+        ti.offset = info.data_offset + gguf_get_tensor_offset(ctx, i);
+        ti.size   = gguf_get_tensor_size(ctx, i);
+        info.tensors.push_back(std::move(ti));
+    }
+    gguf_free(ctx);
+    return info;
+}
+
+ggml_type ibl_ggml_type_from_name(const std::string & name) {
+    for (int t = 0; t < GGML_TYPE_COUNT; ++t) {
+        const auto * traits = ggml_get_type_traits((ggml_type) t);
+        if (traits->type_name && name == traits->type_name && traits->blck_size > 0) return (ggml_type) t;
+    }
+    ibl_throw("ERR_INVALID_ARG", "unknown tensor type '%s' (expected e.g. f32, f16, q8_0, q4_0, q4_K)", name.c_str());
+}
+
+std::vector<uint8_t> ibl_convert_rows(ggml_type type, const float * src, int64_t n_rows, int64_t n_per_row) {
+    if (n_rows < 0 || n_per_row <= 0) ibl_throw("ERR_INVALID_ARG", "invalid tensor shape for conversion");
+    const int64_t blck = ggml_blck_size(type);
+    if (n_per_row % blck != 0) {
+        ibl_throw("ERR_INVALID_ARG", "cannot store rows of %lld values as %s: the row length must be a multiple of %lld",
+                  (long long) n_per_row, ggml_type_name(type), (long long) blck);
+    }
+    if (ggml_quantize_requires_imatrix(type)) {
+        ibl_throw("ERR_INVALID_ARG", "type %s needs an importance matrix; not supported here", ggml_type_name(type));
+    }
+    const size_t row_size = ggml_row_size(type, n_per_row);
+    std::vector<uint8_t> out(row_size * (size_t) n_rows);
+    if (type == GGML_TYPE_F32) {
+        memcpy(out.data(), src, out.size());
+    } else if (type == GGML_TYPE_F16) {
+        ggml_fp32_to_fp16_row(src, (ggml_fp16_t *) out.data(), n_rows * n_per_row);
+    } else {
+        const auto * traits = ggml_get_type_traits(type);
+        if (!traits->is_quantized) ibl_throw("ERR_INVALID_ARG", "cannot convert to type %s", ggml_type_name(type));
+        ggml_quantize_chunk(type, src, out.data(), 0, n_rows, n_per_row, nullptr);
+    }
+    return out;
+}

@@ -1,0 +1,34 @@
+// What this build is and what it can run on: versions, ggml backends and devices, CPU features.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+struct ibl_versions {
+    std::string package;       // imagebind-llm version the addon was built from
+    std::string llama_tag;     // pinned llama.cpp release tag
+    std::string llama_commit;  // pinned llama.cpp commit (the source bundle's HEAD)
+    std::string ggml_version;  // ggml_version()
+    std::string ggml_commit;   // ggml_commit()
+};
+
+struct ibl_device_info {
+    std::string name;
+    std::string description;
+    std::string type;    // "cpu", "gpu", "igpu", "accel"
+    std::string backend; // the registry it belongs to
+    uint64_t    memory_free  = 0;
+    uint64_t    memory_total = 0;
+};
+
+struct ibl_backend_info {
+    std::string name;
+    std::vector<std::pair<std::string, std::string>> features;  // e.g. ("AVX2", "1")
+    std::vector<ibl_device_info> devices;
+};
+
+ibl_versions                  ibl_get_versions();
+std::vector<ibl_backend_info> ibl_get_backends();
+std::string                   ibl_get_system_info();  // llama_print_system_info()

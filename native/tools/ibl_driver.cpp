@@ -1,0 +1,115 @@
+// ibl-driver: the C++ core without Node. Used where Node is not available (e.g. the CUDA machine) and
+// as a second, independent check of the core.
+//
+//   ibl-driver info                 versions, backends, devices, CPU features
+//   ibl-driver inspect <file.gguf>  metadata keys and tensor table
+//   ibl-driver selftest <dir>       writes a GGUF through the core writer, reads it back, checks it
+#include "ibl_error.h"
+#include "ibl_gguf.h"
+#include "ibl_system.h"
+
+#include "gguf.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+static int cmd_info() {
+    const ibl_versions v = ibl_get_versions();
+    printf("imagebind-llm %s, llama.cpp %s (%s), ggml %s\n", v.package.c_str(), v.llama_tag.c_str(),
+           v.llama_commit.c_str(), v.ggml_version.c_str());
+    for (const auto & b : ibl_get_backends()) {
+        printf("backend %s:", b.name.c_str());
+        for (const auto & f : b.features) printf(" %s=%s", f.first.c_str(), f.second.c_str());
+        printf("\n");
+        for (const auto & d : b.devices) {
+            printf("  device %s (%s): %s, %.1f/%.1f GiB free\n", d.name.c_str(), d.type.c_str(), d.description.c_str(),
+                   d.memory_free / 1073741824.0, d.memory_total / 1073741824.0);
+        }
+    }
+    return 0;
+}
+
+static int cmd_inspect(const std::string & path) {
+    const ibl_gguf_info info = ibl_gguf_inspect(path);
+    printf("GGUF v%u, %zu keys, %zu tensors, data at %llu\n", info.version, info.kv.size(), info.tensors.size(),
+           (unsigned long long) info.data_offset);
+    for (const auto & kv : info.kv) printf("  %s: %s%s%s\n", kv.key.c_str(), kv.type.c_str(), kv.is_array ? " of " : "", kv.elem_type.c_str());
+    for (const auto & t : info.tensors) {
+        printf("  %-40s %-6s [", t.name.c_str(), t.type.c_str());
+        for (size_t i = 0; i < t.shape.size(); ++i) printf("%s%lld", i ? ", " : "", (long long) t.shape[i]);
+        printf("]\n");
+    }
+    return 0;
+}
+
+static bool check(bool ok, const char * what) {
+    printf("%s %s\n", ok ? "ok  " : "FAIL", what);
+    return ok;
+}
+
+static int cmd_selftest(const std::string & dir) {
+    const std::string path = dir + "/ibl-driver-selftest.gguf";
+    std::vector<float> w(64 * 3);
+    for (size_t i = 0; i < w.size(); ++i) w[i] = std::sin(0.37f * (float) i);
+    {
+        ibl_gguf_writer wr;
+        wr.set_str("general.architecture", "selftest");
+        wr.set_u32("selftest.n", 42);
+        wr.set_arr_str("selftest.words", {"a", "bc"});
+        const ggml_type types[3] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0};
+        const char * names[3] = {"w.f32", "w.f16", "w.q8_0"};
+        for (int i = 0; i < 3; ++i) wr.add_tensor(names[i], types[i], {64, 3});
+        wr.begin(path);
+        for (int i = 0; i < 3; ++i) {
+            const auto bytes = ibl_convert_rows(types[i], w.data(), 3, 64);
+            wr.write_tensor_data(names[i], bytes.data(), bytes.size());
+        }
+        wr.finish();
+    }
+    bool ok = true;
+    const ibl_gguf_info info = ibl_gguf_inspect(path);
+    ok &= check(info.tensors.size() == 3, "three tensors read back");
+    ok &= check(info.kv.size() >= 3 && info.kv[1].u64.size() == 1 && info.kv[1].u64[0] == 42, "u32 metadata round-trips");
+    // Dequantize each tensor from the file and compare with the source values.
+    FILE * f = fopen(path.c_str(), "rb");
+    for (const auto & t : info.tensors) {
+        std::vector<uint8_t> raw(t.size);
+        fseek(f, (long) t.offset, SEEK_SET);
+        ok &= check(fread(raw.data(), 1, raw.size(), f) == raw.size(), "tensor data readable");
+        const ggml_type type = ibl_ggml_type_from_name(t.type);
+        std::vector<float> back(w.size());
+        if (type == GGML_TYPE_F32) memcpy(back.data(), raw.data(), raw.size());  // f32 has no to_float
+        else ggml_get_type_traits(type)->to_float(raw.data(), back.data(), (int64_t) back.size());
+        double max_err = 0;
+        for (size_t i = 0; i < w.size(); ++i) max_err = std::fmax(max_err, std::fabs(back[i] - w[i]));
+        const double tol = type == GGML_TYPE_F32 ? 0 : type == GGML_TYPE_F16 ? 1e-3 : 1e-2;
+        char what[128];
+        snprintf(what, sizeof(what), "%s values within %g (max err %.2g)", t.type.c_str(), tol, max_err);
+        ok &= check(max_err <= tol, what);
+    }
+    fclose(f);
+    // Bad input must be an error, not an abort.
+    bool threw = false;
+    try { ibl_gguf_inspect(dir + "/does-not-exist.gguf"); } catch (const ibl_error & e) { threw = e.code == "ERR_FILE_NOT_FOUND"; }
+    ok &= check(threw, "missing file is ERR_FILE_NOT_FOUND");
+    remove(path.c_str());
+    printf("%d passed, %d failed\n", ok ? 1 : 0, ok ? 0 : 1);
+    return ok ? 0 : 1;
+}
+
+int main(int argc, char ** argv) {
+    ibl_log_init();
+    const std::string cmd = argc > 1 ? argv[1] : "";
+    try {
+        if (cmd == "info") return cmd_info();
+        if (cmd == "inspect" && argc > 2) return cmd_inspect(argv[2]);
+        if (cmd == "selftest" && argc > 2) return cmd_selftest(argv[2]);
+    } catch (const ibl_error & e) {
+        fprintf(stderr, "error [%s]: %s\n", e.code.c_str(), e.what());
+        return 1;
+    }
+    fprintf(stderr, "usage: ibl-driver info | inspect <file.gguf> | selftest <dir>\n");
+    return 2;
+}

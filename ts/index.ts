@@ -1,0 +1,9 @@
+// imagebind-llm public API.
+export { ImagebindError } from './errors';
+export { addonPath, addonCandidates, loadAddonFrom, binaryTarget } from './binding';
+export { versions, backends, systemInfo, setVerbose, installationInfo } from './system';
+export type { InstallationInfo, BackendInfo, DeviceInfo, NativeVersions } from './system';
+export { inspectGguf, writeGguf } from './gguf';
+export type { GgufInfo, GgufTensorInfo, GgufWriteSpec, GgufMetaEntry, GgufTensorSpec, GgufValue } from './gguf';
+export { findFfmpeg, probeFfmpeg } from './ffmpeg';
+export type { FfmpegInfo, FfmpegSource, FindFfmpegOptions } from './ffmpeg';

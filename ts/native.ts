@@ -1,0 +1,83 @@
+// Types of what the native addon exports (native/addon/*.cpp). Keep in step with the C++ bindings.
+
+export interface NativeVersions {
+  package: string;
+  llamaCppTag: string;
+  llamaCppCommit: string;
+  ggmlVersion: string;
+  ggmlCommit: string;
+  napi: number;
+}
+
+export interface DeviceInfo {
+  name: string;
+  description: string;
+  /** "cpu", "gpu", "igpu" or "accel" */
+  type: string;
+  backend: string;
+  memoryFree: number;
+  memoryTotal: number;
+}
+
+export interface BackendInfo {
+  name: string;
+  /** Compile-time features of the backend, e.g. { AVX2: "1", FMA: "1", F16C: "1" } for the CPU. */
+  features: Record<string, string>;
+  devices: DeviceInfo[];
+}
+
+export type GgufScalar = number | bigint | boolean | string;
+export type GgufValue = GgufScalar | GgufScalar[];
+
+export interface GgufTensorInfo {
+  name: string;
+  /** ggml type name: "f32", "f16", "q8_0", "q4_K", ... */
+  type: string;
+  /** ggml order: shape[0] is the fastest-varying (row) dimension. */
+  shape: number[];
+  /** Absolute byte offset of the tensor data in the file. */
+  offset: number;
+  size: number;
+}
+
+export interface GgufInfo {
+  version: number;
+  alignment: number;
+  dataOffset: number;
+  fileSize: number;
+  metadata: Record<string, GgufValue>;
+  /** GGUF type of each metadata value: "u32", "string", "array<f32>", ... */
+  metadataTypes: Record<string, string>;
+  tensors: GgufTensorInfo[];
+}
+
+export type GgufMetaType = 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'u64' | 'i64' | 'f32' | 'f64' | 'bool' | 'string';
+
+export type GgufMetaEntry =
+  | { key: string; type: Exclude<GgufMetaType, 'string' | 'bool'>; value: number | bigint }
+  | { key: string; type: 'bool'; value: boolean }
+  | { key: string; type: 'string'; value: string }
+  | { key: string; type: 'array'; elemType: GgufMetaType; value: GgufScalar[] };
+
+export interface GgufTensorSpec {
+  name: string;
+  /** Type to store as (default f32). Float32Array data is converted with ggml's own routines. */
+  type?: string;
+  shape: number[];
+  /** Values (converted to `type`) or raw bytes already in `type`. */
+  data: Float32Array | Uint8Array;
+}
+
+export interface GgufWriteSpec {
+  metadata?: GgufMetaEntry[];
+  tensors?: GgufTensorSpec[];
+}
+
+export interface NativeAddon {
+  versions(): NativeVersions;
+  backends(): BackendInfo[];
+  systemInfo(): string;
+  setVerbose(verbose: boolean): void;
+  ggufInspect(path: string): Promise<GgufInfo>;
+  ggufWrite(path: string, spec: GgufWriteSpec): Promise<void>;
+}
