@@ -1,0 +1,47 @@
+import test from 'ava';
+import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { cliPath, libIndex, pkg } from './helpers/paths.mjs';
+
+const require = createRequire(import.meta.url);
+const ibl = require(libIndex);
+
+test('versions name the package and the pinned llama.cpp', (t) => {
+  const v = ibl.versions();
+  t.is(v.package, pkg.version);
+  t.is(v.llamaCppCommit, pkg.imagebindLlm.llamaCppSource.commit);
+  t.is(v.llamaCppTag, pkg.imagebindLlm.llamaCppSource.tag);
+  t.regex(v.ggmlVersion, /\d/);
+  t.true(v.napi >= 8);
+});
+
+test('the CPU backend is present with a CPU device', (t) => {
+  const backends = ibl.backends();
+  const cpu = backends.find((b) => b.name === 'CPU');
+  t.truthy(cpu, `backends: ${backends.map((b) => b.name).join(', ')}`);
+  t.true(cpu.devices.some((d) => d.type === 'cpu'));
+  t.regex(ibl.systemInfo(), /CPU/);
+});
+
+test('the CPU backend is built with the SIMD this host has (AVX2/FMA/F16C)', (t) => {
+  if (process.arch !== 'x64' || !fs.existsSync('/proc/cpuinfo')) return t.pass('x86-64 Linux only');
+  const flags = new Set((/^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/));
+  const features = ibl.backends().find((b) => b.name === 'CPU').features;
+  for (const [cpuinfo, ggml] of [['avx2', 'AVX2'], ['fma', 'FMA'], ['f16c', 'F16C']]) {
+    if (flags.has(cpuinfo)) t.is(features[ggml], '1', `${ggml} should be compiled in: the host has it`);
+  }
+});
+
+test('CLI info --json reports versions and backends', (t) => {
+  const out = JSON.parse(execFileSync(process.execPath, [cliPath, 'info', '--json'], { encoding: 'utf8' }));
+  t.is(out.versions.package, pkg.version);
+  t.true(out.backends.some((b) => b.name === 'CPU'));
+  t.truthy(out.addonPath);
+});
+
+test('CLI exits non-zero with a message on an unknown command', (t) => {
+  const err = t.throws(() => execFileSync(process.execPath, [cliPath, 'no-such-command'], { encoding: 'utf8', stdio: 'pipe' }));
+  t.not(err.status, 0);
+  t.regex(err.stderr, /unknown command/);
+});
