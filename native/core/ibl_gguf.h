@@ -109,3 +109,16 @@ private:
     std::string                        path_, tmp_path_;
     uint64_t                           written_ = 0;  // bytes of tensor data written so far (padded)
 };
+
+// Typed metadata lookups with range checks; errors name the file and the key. An absent key yields
+// `dflt` unless `required`. Integer keys may be stored as any GGUF integer type.
+int64_t                  ibl_gguf_int(const gguf_context * ctx, const std::string & file, const std::string & key,
+                                      bool required, int64_t dflt, int64_t lo, int64_t hi);
+double                   ibl_gguf_float(const gguf_context * ctx, const std::string & file, const std::string & key,
+                                        bool required, double dflt, double lo, double hi);
+bool                     ibl_gguf_bool(const gguf_context * ctx, const std::string & file, const std::string & key, bool dflt);
+std::string              ibl_gguf_str(const gguf_context * ctx, const std::string & file, const std::string & key,
+                                      bool required, const std::string & dflt);
+std::vector<int64_t>     ibl_gguf_int_array(const gguf_context * ctx, const std::string & file, const std::string & key);
+std::vector<double>      ibl_gguf_float_array(const gguf_context * ctx, const std::string & file, const std::string & key);
+std::vector<std::string> ibl_gguf_str_array(const gguf_context * ctx, const std::string & file, const std::string & key);

@@ -194,3 +194,122 @@ std::vector<uint8_t> ibl_convert_rows(ggml_type type, const float * src, int64_t
     }
     return out;
 }
+
+// --- typed metadata lookups ---------------------------------------------------------------------
+
+static bool is_int_type(gguf_type t) {
+    return t == GGUF_TYPE_UINT8 || t == GGUF_TYPE_INT8 || t == GGUF_TYPE_UINT16 || t == GGUF_TYPE_INT16 ||
+           t == GGUF_TYPE_UINT32 || t == GGUF_TYPE_INT32 || t == GGUF_TYPE_UINT64 || t == GGUF_TYPE_INT64;
+}
+
+static int64_t int_at(gguf_type t, const void * p, size_t i) {
+    switch (t) {
+        case GGUF_TYPE_UINT8:  return ((const uint8_t  *) p)[i];
+        case GGUF_TYPE_INT8:   return ((const int8_t   *) p)[i];
+        case GGUF_TYPE_UINT16: return ((const uint16_t *) p)[i];
+        case GGUF_TYPE_INT16:  return ((const int16_t  *) p)[i];
+        case GGUF_TYPE_UINT32: return ((const uint32_t *) p)[i];
+        case GGUF_TYPE_INT32:  return ((const int32_t  *) p)[i];
+        case GGUF_TYPE_UINT64: return (int64_t) ((const uint64_t *) p)[i];
+        case GGUF_TYPE_INT64:  return ((const int64_t  *) p)[i];
+        default:               return 0;
+    }
+}
+
+static int64_t find_key(const gguf_context * ctx, const std::string & file, const std::string & key, bool required) {
+    const int64_t id = gguf_find_key(ctx, key.c_str());
+    if (id < 0 && required) ibl_throw("ERR_MODEL_INVALID", "%s: missing metadata key '%s'", file.c_str(), key.c_str());
+    return id;
+}
+
+int64_t ibl_gguf_int(const gguf_context * ctx, const std::string & file, const std::string & key, bool required,
+                     int64_t dflt, int64_t lo, int64_t hi) {
+    const int64_t id = find_key(ctx, file, key, required);
+    if (id < 0) return dflt;
+    const gguf_type t = gguf_get_kv_type(ctx, id);
+    if (!is_int_type(t)) ibl_throw("ERR_MODEL_INVALID", "%s: metadata '%s' is a %s, expected an integer", file.c_str(), key.c_str(), gguf_type_name(t));
+    const int64_t v = int_at(t, gguf_get_val_data(ctx, id), 0);
+    if (v < lo || v > hi) {
+        ibl_throw("ERR_MODEL_INVALID", "%s: metadata '%s' = %lld is out of range [%lld, %lld]", file.c_str(), key.c_str(),
+                  (long long) v, (long long) lo, (long long) hi);
+    }
+    return v;
+}
+
+double ibl_gguf_float(const gguf_context * ctx, const std::string & file, const std::string & key, bool required,
+                      double dflt, double lo, double hi) {
+    const int64_t id = find_key(ctx, file, key, required);
+    if (id < 0) return dflt;
+    const gguf_type t = gguf_get_kv_type(ctx, id);
+    double v;
+    if (t == GGUF_TYPE_FLOAT32) v = gguf_get_val_f32(ctx, id);
+    else if (t == GGUF_TYPE_FLOAT64) v = gguf_get_val_f64(ctx, id);
+    else if (is_int_type(t)) v = (double) int_at(t, gguf_get_val_data(ctx, id), 0);
+    else ibl_throw("ERR_MODEL_INVALID", "%s: metadata '%s' is a %s, expected a number", file.c_str(), key.c_str(), gguf_type_name(t));
+    if (!(v >= lo && v <= hi)) ibl_throw("ERR_MODEL_INVALID", "%s: metadata '%s' = %g is out of range [%g, %g]", file.c_str(), key.c_str(), v, lo, hi);
+    return v;
+}
+
+bool ibl_gguf_bool(const gguf_context * ctx, const std::string & file, const std::string & key, bool dflt) {
+    const int64_t id = find_key(ctx, file, key, false);
+    if (id < 0) return dflt;
+    const gguf_type t = gguf_get_kv_type(ctx, id);
+    if (t == GGUF_TYPE_BOOL) return gguf_get_val_bool(ctx, id);
+    if (is_int_type(t)) return int_at(t, gguf_get_val_data(ctx, id), 0) != 0;
+    ibl_throw("ERR_MODEL_INVALID", "%s: metadata '%s' is a %s, expected a bool", file.c_str(), key.c_str(), gguf_type_name(t));
+}
+
+std::string ibl_gguf_str(const gguf_context * ctx, const std::string & file, const std::string & key, bool required,
+                         const std::string & dflt) {
+    const int64_t id = find_key(ctx, file, key, required);
+    if (id < 0) return dflt;
+    if (gguf_get_kv_type(ctx, id) != GGUF_TYPE_STRING) {
+        ibl_throw("ERR_MODEL_INVALID", "%s: metadata '%s' is not a string", file.c_str(), key.c_str());
+    }
+    return gguf_get_val_str(ctx, id);
+}
+
+static int64_t find_array(const gguf_context * ctx, const std::string & file, const std::string & key) {
+    const int64_t id = find_key(ctx, file, key, false);
+    if (id >= 0 && gguf_get_kv_type(ctx, id) != GGUF_TYPE_ARRAY) {
+        ibl_throw("ERR_MODEL_INVALID", "%s: metadata '%s' is not an array", file.c_str(), key.c_str());
+    }
+    return id;
+}
+
+std::vector<int64_t> ibl_gguf_int_array(const gguf_context * ctx, const std::string & file, const std::string & key) {
+    std::vector<int64_t> out;
+    const int64_t id = find_array(ctx, file, key);
+    if (id < 0) return out;
+    const gguf_type et = gguf_get_arr_type(ctx, id);
+    if (!is_int_type(et)) ibl_throw("ERR_MODEL_INVALID", "%s: metadata '%s' is not an integer array", file.c_str(), key.c_str());
+    const void * data = gguf_get_arr_data(ctx, id);
+    for (size_t i = 0; i < gguf_get_arr_n(ctx, id); ++i) out.push_back(int_at(et, data, i));
+    return out;
+}
+
+std::vector<double> ibl_gguf_float_array(const gguf_context * ctx, const std::string & file, const std::string & key) {
+    std::vector<double> out;
+    const int64_t id = find_array(ctx, file, key);
+    if (id < 0) return out;
+    const gguf_type et = gguf_get_arr_type(ctx, id);
+    const void * data = gguf_get_arr_data(ctx, id);
+    const size_t n = gguf_get_arr_n(ctx, id);
+    for (size_t i = 0; i < n; ++i) {
+        if (et == GGUF_TYPE_FLOAT32) out.push_back(((const float *) data)[i]);
+        else if (et == GGUF_TYPE_FLOAT64) out.push_back(((const double *) data)[i]);
+        else ibl_throw("ERR_MODEL_INVALID", "%s: metadata '%s' is not a float array", file.c_str(), key.c_str());
+    }
+    return out;
+}
+
+std::vector<std::string> ibl_gguf_str_array(const gguf_context * ctx, const std::string & file, const std::string & key) {
+    std::vector<std::string> out;
+    const int64_t id = find_array(ctx, file, key);
+    if (id < 0) return out;
+    if (gguf_get_arr_type(ctx, id) != GGUF_TYPE_STRING) ibl_throw("ERR_MODEL_INVALID", "%s: metadata '%s' is not a string array", file.c_str(), key.c_str());
+    const size_t n = gguf_get_arr_n(ctx, id);
+    out.reserve(n);
+    for (size_t i = 0; i < n; ++i) out.push_back(gguf_get_arr_str(ctx, id, i));
+    return out;
+}

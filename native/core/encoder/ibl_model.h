@@ -1,0 +1,117 @@
+// An ImageBind encoder GGUF loaded onto a ggml backend: hyperparameters and weights per modality.
+#pragma once
+
+#include "ibl_modality.h"
+
+#include "ggml-backend.h"
+#include "ggml.h"
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+struct gguf_context;
+
+// Transformer trunk shape and options; one per modality present.
+struct ibl_trunk_hparams {
+    int   embed_dim   = 0;
+    int   n_blocks    = 0;
+    int   n_heads     = 0;
+    int   ffn_dim     = 0;
+    int   num_tokens  = 0;      // sequence length including CLS
+    float ln_eps      = 1e-6f;  // blocks
+    float stem_ln_eps = 1e-5f;
+    float head_ln_eps = 1e-6f;
+    float logit_scale = 0.0f;   // 0: none (vision)
+    bool  pre_ln      = false;
+    bool  kv_bias     = false;
+    bool  causal      = false;
+    int   in_channels = 0;
+    std::vector<int> kernel;    // patch stems: (kt, kh, kw) / (kh, kw) / (kw)
+    std::vector<int> stride;
+};
+
+struct ibl_block_weights {
+    ggml_tensor * ln1_w = nullptr, * ln1_b = nullptr;
+    ggml_tensor * qkv_w = nullptr, * qkv_b = nullptr;
+    ggml_tensor * bias_k = nullptr, * bias_v = nullptr;
+    ggml_tensor * out_w = nullptr, * out_b = nullptr;
+    ggml_tensor * ln2_w = nullptr, * ln2_b = nullptr;
+    ggml_tensor * up_w = nullptr, * up_b = nullptr;
+    ggml_tensor * down_w = nullptr, * down_b = nullptr;
+};
+
+struct ibl_trunk_weights {
+    ggml_tensor * cls = nullptr, * pos = nullptr;
+    ggml_tensor * patch = nullptr, * token_embd = nullptr;
+    ggml_tensor * stem_norm_w = nullptr, * stem_norm_b = nullptr;
+    ggml_tensor * pre_norm_w = nullptr, * pre_norm_b = nullptr;
+    ggml_tensor * post_norm_w = nullptr, * post_norm_b = nullptr;
+    ggml_tensor * head_norm_w = nullptr, * head_norm_b = nullptr;
+    ggml_tensor * head = nullptr;
+    std::vector<ibl_block_weights> blocks;
+    // Point-Bind only.
+    std::array<ggml_tensor *, 4> pt_conv_w{}, pt_conv_b{};
+    ggml_tensor * pt_reduce_w = nullptr, * pt_reduce_b = nullptr;
+    ggml_tensor * pt_pos1_w = nullptr, * pt_pos1_b = nullptr;
+    ggml_tensor * pt_pos2_w = nullptr, * pt_pos2_b = nullptr;
+    ggml_tensor * pt_cls_pos = nullptr, * pt_proj = nullptr;
+};
+
+// Preprocessing constants stored with the model (fixtures README §4).
+struct ibl_vision_params {
+    int   image_size = 224, frames = 2, clips_per_video = 5;
+    float clip_duration = 2.0f;
+    float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+    float std[3]  = {0.26862954f, 0.26130258f, 0.27577711f};
+};
+struct ibl_audio_params {
+    int   sample_rate = 16000, mel_bins = 128, target_len = 204, clips_per_video = 3;
+    float clip_duration = 2.0f, mean = -4.268f, std = 9.138f;
+};
+struct ibl_text_params  { int context_len = 77, vocab_size = 49408; };
+struct ibl_image1_params { int image_size = 224; };  // depth, thermal
+struct ibl_imu_params   { int channels = 6, length = 2000, window = 8; };
+struct ibl_point_params { int num_group = 512, group_size = 32, encoder_dims = 256, proj_dim = 512; };
+
+struct ibl_modality_model {
+    bool               present = false;
+    ibl_trunk_hparams  hp;
+    ibl_trunk_weights  w;
+};
+
+struct ibl_model_params {
+    int         n_threads = 4;
+    std::string device = "auto";  // "auto" (first GPU, else CPU), "cpu", or a ggml device name
+};
+
+struct ibl_model {
+    std::string path;
+    std::string name;
+    std::string file_type;
+    int         out_dim = 0;
+    std::array<ibl_modality_model, IBL_MOD_COUNT> mods;
+    ibl_vision_params  vision;
+    ibl_audio_params   audio;
+    ibl_text_params    text;
+    ibl_image1_params  depth, thermal;
+    ibl_imu_params     imu;
+    ibl_point_params   point;
+    std::vector<std::string> bpe_merges;
+    size_t weights_bytes = 0;
+
+    ggml_context *          ctx_w = nullptr;      // weight tensors (metadata)
+    ggml_backend_buffer_t   buf_w = nullptr;      // their data
+    ggml_backend_t          backend = nullptr;    // where the graph runs
+    ggml_backend_t          backend_cpu = nullptr;
+    std::string             device_name;
+    int                     n_threads = 4;
+
+    ~ibl_model();
+    const ibl_modality_model & mod(ibl_modality m) const { return mods[m]; }
+};
+
+// Loads and validates an encoder GGUF. Throws ibl_error naming the file and the problem: not a GGUF,
+// not an ImageBind encoder (e.g. an LLM file), a missing or mis-shaped tensor, an out-of-range key.
+std::unique_ptr<ibl_model> ibl_model_load(const std::string & path, const ibl_model_params & params);
