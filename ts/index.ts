@@ -7,3 +7,7 @@ export { inspectGguf, writeGguf } from './gguf';
 export type { GgufInfo, GgufTensorInfo, GgufWriteSpec, GgufMetaEntry, GgufTensorSpec, GgufValue } from './gguf';
 export { findFfmpeg, probeFfmpeg } from './ffmpeg';
 export type { FfmpegInfo, FfmpegSource, FindFfmpegOptions } from './ffmpeg';
+export { openTorchCheckpoint, TorchCheckpoint, torchDtypeSize } from './torch';
+export type { TorchTensorInfo, TorchDtype, TorchValue } from './torch';
+export { convertImagebind } from './convert/imagebind';
+export type { ConvertImagebindOptions, ConvertResult, EncoderType, ImagebindConfig } from './convert/imagebind';
