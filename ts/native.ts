@@ -73,7 +73,20 @@ export interface GgufWriteSpec {
   tensors?: GgufTensorSpec[];
 }
 
+/** Streaming GGUF writer (native): declare metadata and tensors, begin(), then write each tensor in order. */
+export interface NativeGgufStreamWriter {
+  setMetadata(entries: GgufMetaEntry[]): void;
+  addTensor(name: string, type: string, shape: number[]): void;
+  begin(): void;
+  /** Float32Array values are converted to the declared type off the JS thread; Uint8Array is raw bytes. */
+  writeTensor(name: string, data: Float32Array | Uint8Array): Promise<void>;
+  finish(): Promise<void>;
+  /** Drops the writer; an unfinished file is deleted. */
+  dispose(): void;
+}
+
 export interface NativeAddon {
+  GgufStreamWriter: new (path: string) => NativeGgufStreamWriter;
   versions(): NativeVersions;
   backends(): BackendInfo[];
   systemInfo(): string;

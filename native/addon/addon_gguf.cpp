@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <unordered_map>
 
 static Napi::Value u64_to_js(Napi::Env env, uint64_t v) {
     if (v <= (uint64_t(1) << 53)) return Napi::Number::New(env, (double) v);
@@ -135,6 +137,42 @@ static void read_number(Napi::Env env, const std::string & key, const std::strin
     else m.ints.push_back((int64_t) d);
 }
 
+static void read_metadata(Napi::Env env, Napi::Value mv, std::vector<meta_entry> & out) {
+    if (mv.IsUndefined()) return;
+    if (!mv.IsArray()) ibl_throw_type(env, "metadata must be an array of {key, type, value}");
+    Napi::Array ma = mv.As<Napi::Array>();
+    for (uint32_t i = 0; i < ma.Length(); ++i) {
+        Napi::Value ev = ma.Get(i);
+        if (!ev.IsObject()) ibl_throw_type(env, "metadata entries must be objects");
+        Napi::Object e = ev.As<Napi::Object>();
+        meta_entry m;
+        if (!e.Get("key").IsString() || !e.Get("type").IsString()) ibl_throw_type(env, "metadata entry needs string key and type");
+        m.key  = e.Get("key").As<Napi::String>().Utf8Value();
+        m.type = e.Get("type").As<Napi::String>().Utf8Value();
+        Napi::Value v = e.Get("value");
+        if (m.type == "string") {
+            if (!v.IsString()) ibl_throw_type(env, "metadata '" + m.key + "': expected a string");
+            m.strs.push_back(v.As<Napi::String>().Utf8Value());
+        } else if (m.type == "array") {
+            if (!e.Get("elemType").IsString() || !v.IsArray()) ibl_throw_type(env, "metadata '" + m.key + "': array needs elemType and an array value");
+            m.elem_type = e.Get("elemType").As<Napi::String>().Utf8Value();
+            Napi::Array va = v.As<Napi::Array>();
+            for (uint32_t j = 0; j < va.Length(); ++j) {
+                Napi::Value x = va.Get(j);
+                if (m.elem_type == "string") {
+                    if (!x.IsString()) ibl_throw_type(env, "metadata '" + m.key + "': expected strings");
+                    m.strs.push_back(x.As<Napi::String>().Utf8Value());
+                } else {
+                    read_number(env, m.key, m.elem_type, x, m);
+                }
+            }
+        } else {
+            read_number(env, m.key, m.type, v, m);
+        }
+        out.push_back(std::move(m));
+    }
+}
+
 static write_spec read_spec(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     write_spec spec;
@@ -142,41 +180,7 @@ static write_spec read_spec(const Napi::CallbackInfo & info) {
     if (info.Length() < 2 || !info[1].IsObject()) ibl_throw_type(env, "ggufWrite: expected a spec object");
     Napi::Object o = info[1].As<Napi::Object>();
 
-    Napi::Value mv = o.Get("metadata");
-    if (!mv.IsUndefined()) {
-        if (!mv.IsArray()) ibl_throw_type(env, "ggufWrite: metadata must be an array of {key, type, value}");
-        Napi::Array ma = mv.As<Napi::Array>();
-        for (uint32_t i = 0; i < ma.Length(); ++i) {
-            Napi::Value ev = ma.Get(i);
-            if (!ev.IsObject()) ibl_throw_type(env, "ggufWrite: metadata entries must be objects");
-            Napi::Object e = ev.As<Napi::Object>();
-            meta_entry m;
-            if (!e.Get("key").IsString() || !e.Get("type").IsString()) ibl_throw_type(env, "ggufWrite: metadata entry needs string key and type");
-            m.key  = e.Get("key").As<Napi::String>().Utf8Value();
-            m.type = e.Get("type").As<Napi::String>().Utf8Value();
-            Napi::Value v = e.Get("value");
-            if (m.type == "string") {
-                if (!v.IsString()) ibl_throw_type(env, "metadata '" + m.key + "': expected a string");
-                m.strs.push_back(v.As<Napi::String>().Utf8Value());
-            } else if (m.type == "array") {
-                if (!e.Get("elemType").IsString() || !v.IsArray()) ibl_throw_type(env, "metadata '" + m.key + "': array needs elemType and an array value");
-                m.elem_type = e.Get("elemType").As<Napi::String>().Utf8Value();
-                Napi::Array va = v.As<Napi::Array>();
-                for (uint32_t j = 0; j < va.Length(); ++j) {
-                    Napi::Value x = va.Get(j);
-                    if (m.elem_type == "string") {
-                        if (!x.IsString()) ibl_throw_type(env, "metadata '" + m.key + "': expected strings");
-                        m.strs.push_back(x.As<Napi::String>().Utf8Value());
-                    } else {
-                        read_number(env, m.key, m.elem_type, x, m);
-                    }
-                }
-            } else {
-                read_number(env, m.key, m.type, v, m);
-            }
-            spec.meta.push_back(std::move(m));
-        }
-    }
+    read_metadata(env, o.Get("metadata"), spec.meta);
 
     Napi::Value tv = o.Get("tensors");
     if (!tv.IsUndefined()) {
@@ -286,7 +290,142 @@ static Napi::Value js_gguf_write(const Napi::CallbackInfo & info) {
         [](Napi::Env env, bool &) -> Napi::Value { return env.Undefined(); });
 }
 
+
+// --- streaming writer: what converters use, one tensor in memory at a time ----------------------
+
+class GgufStreamWriter : public Napi::ObjectWrap<GgufStreamWriter> {
+public:
+    static Napi::Function define(Napi::Env env) {
+        return DefineClass(env, "GgufStreamWriter", {
+            InstanceMethod("setMetadata", &GgufStreamWriter::set_metadata),
+            InstanceMethod("addTensor", &GgufStreamWriter::add_tensor),
+            InstanceMethod("begin", &GgufStreamWriter::begin),
+            InstanceMethod("writeTensor", &GgufStreamWriter::write_tensor),
+            InstanceMethod("finish", &GgufStreamWriter::finish),
+            InstanceMethod("dispose", &GgufStreamWriter::dispose),
+        });
+    }
+
+    GgufStreamWriter(const Napi::CallbackInfo & info) : Napi::ObjectWrap<GgufStreamWriter>(info) {
+        path_ = arg_path(info, 0, "GgufStreamWriter");
+        writer_ = std::make_shared<ibl_gguf_writer>();
+    }
+
+private:
+    struct declared { ggml_type type; std::vector<int64_t> shape; };
+
+    ibl_gguf_writer & live(Napi::Env env) {
+        if (!writer_) throw ibl_js_error(env, "ERR_INVALID_STATE", "GgufStreamWriter for " + path_ + " is disposed");
+        if (busy_) throw ibl_js_error(env, "ERR_INVALID_STATE", "GgufStreamWriter: wait for the previous write to finish");
+        return *writer_;
+    }
+
+    Napi::Value set_metadata(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        ibl_gguf_writer & w = live(env);
+        std::vector<meta_entry> meta;
+        read_metadata(env, info[0], meta);
+        ibl_call_js(env, [&] { for (const auto & m : meta) set_meta(w, m); return 0; });
+        return env.Undefined();
+    }
+
+    Napi::Value add_tensor(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        ibl_gguf_writer & w = live(env);
+        if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsArray()) {
+            ibl_throw_type(env, "addTensor(name, type, shape): expected a string, a type name and an array");
+        }
+        const std::string name = info[0].As<Napi::String>().Utf8Value();
+        const std::string type_name = info[1].As<Napi::String>().Utf8Value();
+        declared d;
+        d.type = ibl_call_js(env, [&] { return ibl_ggml_type_from_name(type_name); });
+        Napi::Array sa = info[2].As<Napi::Array>();
+        for (uint32_t i = 0; i < sa.Length(); ++i) {
+            Napi::Value x = sa.Get(i);
+            if (!x.IsNumber()) ibl_throw_type(env, "tensor '" + name + "': shape entries must be numbers");
+            const double v = x.As<Napi::Number>().DoubleValue();
+            if (!(v >= 1 && v <= 1e12) || std::floor(v) != v) ibl_throw_type(env, "tensor '" + name + "': invalid dimension");
+            d.shape.push_back((int64_t) v);
+        }
+        ibl_call_js(env, [&] { w.add_tensor(name, d.type, d.shape); return 0; });
+        declared_[name] = d;
+        return env.Undefined();
+    }
+
+    Napi::Value begin(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        ibl_gguf_writer & w = live(env);
+        ibl_call_js(env, [&] { w.begin(path_); return 0; });
+        return env.Undefined();
+    }
+
+    // writeTensor(name, data): Float32Array values (converted to the declared type off the JS thread)
+    // or a Uint8Array of bytes already in that type. The array is referenced, not copied, until done.
+    Napi::Value write_tensor(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        live(env);
+        if (info.Length() < 2 || !info[0].IsString() || !info[1].IsTypedArray()) {
+            ibl_throw_type(env, "writeTensor(name, data): expected a name and a Float32Array or Uint8Array");
+        }
+        const std::string name = info[0].As<Napi::String>().Utf8Value();
+        auto it = declared_.find(name);
+        if (it == declared_.end()) throw ibl_js_error(env, "ERR_INVALID_ARG", "tensor '" + name + "' was not declared");
+        const declared d = it->second;
+        Napi::TypedArray ta = info[1].As<Napi::TypedArray>();
+        const bool is_f32 = ta.TypedArrayType() == napi_float32_array;
+        if (!is_f32 && ta.TypedArrayType() != napi_uint8_array) ibl_throw_type(env, "tensor '" + name + "': data must be a Float32Array or Uint8Array");
+        int64_t n = 1;
+        for (int64_t x : d.shape) n *= x;
+        if (is_f32 && (int64_t) ta.ElementLength() != n) {
+            ibl_throw_type(env, "tensor '" + name + "': data has " + std::to_string(ta.ElementLength()) + " values, shape needs " + std::to_string(n));
+        }
+        const uint8_t * data = (const uint8_t *) ta.ArrayBuffer().Data() + ta.ByteOffset();
+        const size_t nbytes = ta.ByteLength();
+        auto keep = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info[1].As<Napi::Object>()));
+        auto writer = writer_;
+        busy_ = true;
+        Ref();
+        return ibl_promise_worker<bool>::start(env, "ibl.ggufWriteTensor",
+            [writer, name, d, is_f32, data, nbytes, n] {
+                if (is_f32 && d.type != GGML_TYPE_F32) {
+                    const std::vector<uint8_t> bytes = ibl_convert_rows(d.type, (const float *) data, n / d.shape[0], d.shape[0]);
+                    writer->write_tensor_data(name, bytes.data(), bytes.size());
+                } else {
+                    writer->write_tensor_data(name, data, nbytes);
+                }
+                return true;
+            },
+            [this, keep](Napi::Env e, bool &) -> Napi::Value { busy_ = false; keep->Reset(); Unref(); return e.Undefined(); },
+            [this, keep]() { busy_ = false; keep->Reset(); Unref(); });
+    }
+
+    Napi::Value finish(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        live(env);
+        auto writer = writer_;
+        busy_ = true;
+        Ref();
+        return ibl_promise_worker<bool>::start(env, "ibl.ggufFinish",
+            [writer] { writer->finish(); return true; },
+            [this](Napi::Env e, bool &) -> Napi::Value { busy_ = false; writer_.reset(); Unref(); return e.Undefined(); },
+            [this]() { busy_ = false; Unref(); });
+    }
+
+    // Drops the writer; an unfinished file's partial output is deleted.
+    Napi::Value dispose(const Napi::CallbackInfo & info) {
+        if (busy_) throw ibl_js_error(info.Env(), "ERR_INVALID_STATE", "GgufStreamWriter: cannot dispose during a write");
+        writer_.reset();
+        return info.Env().Undefined();
+    }
+
+    std::string                                 path_;
+    std::shared_ptr<ibl_gguf_writer>            writer_;
+    std::unordered_map<std::string, declared>   declared_;
+    bool                                        busy_ = false;
+};
+
 void ibl_init_gguf(Napi::Env env, Napi::Object exports) {
+    exports.Set("GgufStreamWriter", GgufStreamWriter::define(env));
     exports.Set("ggufInspect", Napi::Function::New(env, js_gguf_inspect, "ggufInspect"));
     exports.Set("ggufWrite", Napi::Function::New(env, js_gguf_write, "ggufWrite"));
 }

@@ -28,8 +28,11 @@ public:
     using work_fn  = std::function<R()>;
     using to_js_fn = std::function<Napi::Value(Napi::Env, R &)>;
 
-    static Napi::Promise start(Napi::Env env, const char * name, work_fn work, to_js_fn to_js) {
+    // `on_error` (optional) runs on the JS thread when the work failed, before the promise rejects.
+    static Napi::Promise start(Napi::Env env, const char * name, work_fn work, to_js_fn to_js,
+                               std::function<void()> on_error = nullptr) {
         auto * w = new ibl_promise_worker(env, name, std::move(work), std::move(to_js));
+        w->on_error_ = std::move(on_error);
         Napi::Promise p = w->deferred_.Promise();
         w->Queue();
         return p;
@@ -59,6 +62,7 @@ protected:
         }
     }
     void OnError(const Napi::Error & e) override {
+        if (on_error_) on_error_();
         deferred_.Reject(ibl_js_error(Env(), code_, e.Message()).Value());
     }
 
@@ -70,6 +74,7 @@ private:
     Napi::Promise::Deferred deferred_;
     work_fn                 work_;
     to_js_fn                to_js_;
+    std::function<void()>   on_error_;
     R                       result_{};
     std::string             code_ = "ERR_NATIVE";
 };
