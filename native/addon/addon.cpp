@@ -8,6 +8,7 @@ static Napi::Object ibl_addon_init(Napi::Env env, Napi::Object exports) {
     llama_backend_init();
     ibl_init_system(env, exports);
     ibl_init_gguf(env, exports);
+    ibl_init_encoder(env, exports);
     return exports;
 }
 

@@ -96,3 +96,4 @@ auto ibl_call_js(Napi::Env env, F && fn) -> decltype(fn()) {
 // Module parts register their functions here.
 void ibl_init_system(Napi::Env env, Napi::Object exports);
 void ibl_init_gguf(Napi::Env env, Napi::Object exports);
+void ibl_init_encoder(Napi::Env env, Napi::Object exports);

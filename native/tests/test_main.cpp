@@ -5,12 +5,16 @@
 
 void test_npy(ibl_test & t);
 void test_encoder(ibl_test & t);
+void test_points(ibl_test & t);
+void test_image(ibl_test & t);
 
 struct test_entry { const char * name; void (*fn)(ibl_test &); };
 
 static const test_entry TESTS[] = {
     {"npy", test_npy},
     {"encoder", test_encoder},
+    {"points", test_points},
+    {"image", test_image},
 };
 
 int main(int argc, char ** argv) {
