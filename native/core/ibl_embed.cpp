@@ -1,6 +1,7 @@
 #include "ibl_embed.h"
 #include "ibl_error.h"
 #include "ibl_npy.h"
+#include "ibl_audio.h"
 #include "ibl_image.h"
 #include "ibl_points.h"
 
@@ -119,6 +120,24 @@ ibl_prepared prepare_video(const ibl_model & model, const ibl_input & in) {
     return p;
 }
 
+ibl_prepared prepare_audio(const ibl_model & model, const ibl_input & in) {
+    if (!model.audio_ctx) ibl_throw("ERR_INTERNAL", "audio preprocessing is not initialised");
+    ibl_wave wave;
+    const std::vector<std::vector<float>> * channels = &in.channels;
+    int rate = in.sample_rate;
+    if (in.channels.empty()) {
+        // Bytes: a WAV file read in-process (other containers are decoded by ffmpeg before they get here).
+        wave = ibl_wav_parse(in.bytes.data(), in.bytes.size(), in.what);
+        channels = &wave.channels;
+        rate = wave.sample_rate;
+    }
+    if (channels->empty() || (*channels)[0].empty()) ibl_throw("ERR_AUDIO_EMPTY", "%s: no audio samples", in.what.c_str());
+    ibl_prepared p;
+    p.data = ibl_audio_preprocess(*model.audio_ctx, *channels, rate);
+    p.n_clips = model.audio.clips_per_video;
+    return p;
+}
+
 ibl_prepared prepare_depth_thermal(const ibl_model & model, const ibl_input & in) {
     const bool depth = in.mod == IBL_MOD_DEPTH;
     const int S = depth ? model.depth.image_size : model.thermal.image_size;
@@ -152,6 +171,7 @@ ibl_prepared ibl_prepare(const ibl_model & model, const ibl_input & in, const ib
         case IBL_MOD_DEPTH:
         case IBL_MOD_THERMAL: return prepare_depth_thermal(model, in);
         case IBL_MOD_VISION:  return in.clips.empty() ? prepare_image(model, in) : prepare_video(model, in);
+        case IBL_MOD_AUDIO:   return prepare_audio(model, in);
         default: break;
     }
     ibl_throw("ERR_INPUT_FORMAT", "%s: %s input of this kind is not supported yet", in.what.c_str(), ibl_modality_get(in.mod).name);

@@ -7,6 +7,7 @@ void test_npy(ibl_test & t);
 void test_encoder(ibl_test & t);
 void test_points(ibl_test & t);
 void test_image(ibl_test & t);
+void test_audio(ibl_test & t);
 
 struct test_entry { const char * name; void (*fn)(ibl_test &); };
 
@@ -15,6 +16,7 @@ static const test_entry TESTS[] = {
     {"encoder", test_encoder},
     {"points", test_points},
     {"image", test_image},
+    {"audio", test_audio},
 };
 
 int main(int argc, char ** argv) {

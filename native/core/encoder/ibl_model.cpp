@@ -2,6 +2,7 @@
 #include "ibl_error.h"
 #include "ibl_gguf.h"
 #include "ibl_keys.h"
+#include "ibl_audio.h"
 
 #include "ggml-cpu.h"
 #include "gguf.h"
@@ -322,6 +323,17 @@ std::unique_ptr<ibl_model> ibl_model_load(const std::string & path, const ibl_mo
         load_modality(r, tg, *model, id);
     }
     load_preprocess_params(r, *model);
+    if (model->mods[IBL_MOD_AUDIO].present) {
+        ibl_audio_params ap;
+        ap.sample_rate   = model->audio.sample_rate;
+        ap.num_mel_bins  = model->audio.mel_bins;
+        ap.target_length = model->audio.target_len;
+        ap.clip_duration = model->audio.clip_duration;
+        ap.clips         = model->audio.clips_per_video;
+        ap.mean          = model->audio.mean;
+        ap.std           = model->audio.std;
+        model->audio_ctx = ibl_audio_ctx_init(ap);
+    }
 
     ggml_backend_dev_t dev = pick_device(params.device, path);
     model->backend = ggml_backend_dev_init(dev, nullptr);

@@ -12,6 +12,7 @@
 #include <vector>
 
 struct gguf_context;
+struct ibl_audio_ctx;
 
 // Transformer trunk shape and options; one per modality present.
 struct ibl_trunk_hparams {
@@ -66,7 +67,7 @@ struct ibl_vision_params {
     float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
     float std[3]  = {0.26862954f, 0.26130258f, 0.27577711f};
 };
-struct ibl_audio_params {
+struct ibl_audio_hparams {
     int   sample_rate = 16000, mel_bins = 128, target_len = 204, clips_per_video = 3;
     float clip_duration = 2.0f, mean = -4.268f, std = 9.138f;
 };
@@ -93,13 +94,16 @@ struct ibl_model {
     int         out_dim = 0;
     std::array<ibl_modality_model, IBL_MOD_COUNT> mods;
     ibl_vision_params  vision;
-    ibl_audio_params   audio;
+    ibl_audio_hparams  audio;
     ibl_text_params    text;
     ibl_image1_params  depth, thermal;
     ibl_imu_params     imu;
     ibl_point_params   point;
     std::vector<std::string> bpe_merges;
     size_t weights_bytes = 0;
+    // Preprocessing state built once per model (tables, tokenizer), see ibl_embed.cpp.
+    std::shared_ptr<ibl_audio_ctx> audio_ctx;
+    std::shared_ptr<void>          tokenizer;
 
     ggml_context *          ctx_w = nullptr;      // weight tensors (metadata)
     ggml_backend_buffer_t   buf_w = nullptr;      // their data
