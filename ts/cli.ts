@@ -1,10 +1,65 @@
 #!/usr/bin/env node
 // imagebind-llm command line. Every command takes --json; errors go to stderr with a non-zero exit.
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { SingleBar, Presets } from 'cli-progress';
+import { convertImagebind } from './convert/imagebind';
+import type { EncoderType } from './convert/imagebind';
+import { EmbedInput, ImageBindEncoder, InputKind, cosineSimilarity, zeroShot } from './encoder';
 import { findFfmpeg } from './ffmpeg';
 import { inspectGguf } from './gguf';
 import type { GgufValue } from './native';
 import { installationInfo } from './system';
+
+/** A progress bar on stderr when it is a terminal; silent otherwise (pipes, CI). */
+function progressBar(label: string): { update(done: number, total: number): void; stop(): void } {
+  if (!process.stderr.isTTY) return { update() {}, stop() {} };
+  const bar = new SingleBar({ format: `${label} [{bar}] {percentage}%`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+  let started = false;
+  return {
+    update(done, total) {
+      if (!started) { bar.start(total, 0); started = true; }
+      bar.setTotal(total);
+      bar.update(done);
+    },
+    stop() { if (started) bar.stop(); },
+  };
+}
+
+const INPUT_KINDS: InputKind[] = ['image', 'video', 'audio', 'text', 'depth', 'thermal', 'imu', 'point'];
+
+/** Adds the repeatable input flags; every occurrence lands in `into`, in command-line order. */
+function inputOptions(cmd: Command, into: EmbedInput[]): Command {
+  for (const kind of INPUT_KINDS) {
+    const flag = kind === 'text' ? `--text <string>` : `--${kind} <file>`;
+    cmd.addOption(new Option(flag, `${kind} input (repeatable)`).argParser((v: string) => {
+      into.push(kind === 'text' ? { kind: 'text', text: v } : { kind, path: v });
+      return v;
+    }));
+  }
+  return cmd
+    .requiredOption('--encoder <gguf>', 'encoder GGUF (imagebind-llm convert imagebind)')
+    .option('--threads <n>', 'CPU threads', (v) => parseInt(v, 10), 4)
+    .option('--device <name>', 'auto, cpu, or a ggml device name', 'auto')
+    .option('--truncation <mode>', "long texts: 'imagebind' (keep the end token) or 'imagebind-llm' (cut)", 'imagebind');
+}
+
+interface EncoderCliOptions { encoder: string; threads: number; device: string; truncation: 'imagebind' | 'imagebind-llm'; json?: boolean; raw?: boolean }
+
+async function runEmbed(inputs: EmbedInput[], opts: EncoderCliOptions, raw = false) {
+  if (inputs.length === 0) throw new Error('give at least one input (--image, --video, --audio, --text, --depth, --thermal, --imu, --point)');
+  const enc = await ImageBindEncoder.load(opts.encoder, { threads: opts.threads, device: opts.device });
+  const bar = progressBar('embedding');
+  try {
+    return await enc.embed(inputs, { truncation: opts.truncation, raw, onProgress: (d, t) => bar.update(d, t) });
+  } finally {
+    bar.stop();
+    enc.dispose();
+  }
+}
+
+function preview(v: Float32Array, n = 6): string {
+  return `[${Array.from(v.slice(0, n), (x) => x.toFixed(4)).join(', ')}${v.length > n ? ', …' : ''}]`;
+}
 
 function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
@@ -72,6 +127,101 @@ program
     console.log(`${file}: GGUF v${info.version}, ${Object.keys(info.metadata).length} keys, ${info.tensors.length} tensors, ${formatBytes(info.fileSize)}`);
     for (const [k, val] of Object.entries(info.metadata)) console.log(`  ${k} (${info.metadataTypes[k]}) = ${summarizeValue(val)}`);
     for (const t of info.tensors) console.log(`  ${t.name.padEnd(48)} ${t.type.padEnd(6)} [${t.shape.join(', ')}]`);
+  });
+
+const convert = program.command('convert').description('convert released PyTorch checkpoints to GGUF');
+convert
+  .command('imagebind')
+  .description('ImageBind checkpoint (imagebind_huge.pth, imagebind_w3D.pth) → encoder GGUF')
+  .argument('<checkpoint>', '.pth file')
+  .requiredOption('-o, --output <file>', 'output .gguf')
+  .option('--config <file>', 'hyperparameters JSON (the fixtures\' imagebind.config.json schema); default ImageBind-huge')
+  .addOption(new Option('--type <type>', 'weight matrix type').choices(['f32', 'f16', 'q8_0']).default('f16'))
+  .option('--json', 'print JSON')
+  .action(async (checkpoint: string, opts: { output: string; config?: string; type: EncoderType; json?: boolean }) => {
+    const bar = progressBar('converting');
+    const started = Date.now();
+    let res;
+    try {
+      res = await convertImagebind(checkpoint, opts.output, { config: opts.config, type: opts.type, onProgress: (d, t) => bar.update(d, t) });
+    } finally {
+      bar.stop();
+    }
+    if (opts.json) printJson({ ...res, seconds: (Date.now() - started) / 1000 });
+    else console.log(`wrote ${res.path}: ${res.modalities.join(', ')}; ${res.tensors} tensors, ${formatBytes(res.bytes)}, ${res.type}`);
+  });
+
+const embedInputs: EmbedInput[] = [];
+inputOptions(program.command('embed'), embedInputs)
+  .description('ImageBind embeddings of the inputs, in the order given')
+  .option('--json', 'print a JSON array: one {modality, input, embedding} per input')
+  .option('--raw', 'also print the raw head output and the scaled embedding')
+  .action(async (opts: EncoderCliOptions) => {
+    const res = await runEmbed(embedInputs, opts, !!opts.raw);
+    if (opts.json) {
+      printJson(res.map((r) => ({
+        kind: r.kind, modality: r.modality, input: r.input, clips: r.clips, embedding: Array.from(r.embedding),
+        ...(opts.raw ? { raw: Array.from(r.raw!), scaled: Array.from(r.scaled!) } : {}),
+      })));
+      return;
+    }
+    for (const r of res) console.log(`${r.kind.padEnd(7)} ${r.input}\n        ${r.embedding.length}-d ${preview(r.embedding)}${r.clips > 1 ? ` (${r.clips} clips)` : ''}`);
+  });
+
+const simInputs: EmbedInput[] = [];
+inputOptions(program.command('similarity'), simInputs)
+  .description('cosine similarities between all inputs; with texts, zero-shot classification of the other inputs over them')
+  .option('--json', 'print JSON')
+  .action(async (opts: EncoderCliOptions) => {
+    const res = await runEmbed(simInputs, opts);
+    const matrix = res.map((a) => res.map((b) => cosineSimilarity(a.embedding, b.embedding)));
+    const texts = res.filter((r) => r.kind === 'text');
+    const others = res.filter((r) => r.kind !== 'text');
+    const zero = texts.length > 1 ? others.map((o) => ({
+      input: o.input,
+      probabilities: Object.fromEntries(zeroShot(o.embedding, texts.map((t) => t.embedding)).map((p, i) => [texts[i]!.input, p])),
+    })) : [];
+    if (opts.json) {
+      printJson({ inputs: res.map((r) => ({ kind: r.kind, input: r.input })), similarity: matrix, zeroShot: zero });
+      return;
+    }
+    const names = res.map((r, i) => `${i + 1}:${r.kind}`);
+    res.forEach((r, i) => console.log(`${names[i]!.padEnd(12)} ${r.input}`));
+    console.log('\n' + ' '.repeat(12) + names.map((n) => n.padStart(10)).join(''));
+    matrix.forEach((row, i) => console.log(names[i]!.padEnd(12) + row.map((x) => x.toFixed(4).padStart(10)).join('')));
+    for (const z of zero) {
+      const best = Object.entries(z.probabilities).sort((a, b) => b[1] - a[1]);
+      console.log(`\n${z.input}:`);
+      for (const [t, p] of best) console.log(`  ${(100 * p).toFixed(1).padStart(5)}%  ${t}`);
+    }
+  });
+
+program
+  .command('model')
+  .description('show what a model GGUF holds (an encoder: modalities and sizes)')
+  .argument('<file>', '.gguf file')
+  .option('--threads <n>', 'CPU threads', (v) => parseInt(v, 10), 1)
+  .option('--json', 'print JSON')
+  .action(async (file: string, opts: { json?: boolean; threads: number }) => {
+    const g = await inspectGguf(file);
+    const arch = g.metadata['general.architecture'];
+    if (arch !== 'imagebind') {
+      const summary = { file, architecture: arch, tensors: g.tensors.length, bytes: g.fileSize };
+      if (opts.json) printJson(summary);
+      else console.log(`${file}: ${String(arch)} model, ${g.tensors.length} tensors, ${formatBytes(g.fileSize)}`);
+      return;
+    }
+    const enc = await ImageBindEncoder.load(file, { threads: opts.threads, device: 'cpu' });
+    const info = enc.info();
+    enc.dispose();
+    if (opts.json) {
+      printJson(info);
+      return;
+    }
+    console.log(`${file}: ImageBind encoder '${info.name}', ${info.fileType}, ${info.outDim}-d output, ${formatBytes(info.weightsBytes)}`);
+    for (const [m, h] of Object.entries(info.modalities)) {
+      console.log(`  ${m.padEnd(8)} width ${h!.embedDim}, ${h!.blocks} blocks, ${h!.heads} heads, ${h!.tokens} tokens${h!.logitScale ? `, logit scale ${+h!.logitScale.toFixed(3)}` : ''}`);
+    }
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {

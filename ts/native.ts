@@ -87,6 +87,9 @@ export interface NativeGgufStreamWriter {
 
 export interface NativeAddon {
   GgufStreamWriter: new (path: string) => NativeGgufStreamWriter;
+  /** Loads an encoder GGUF; the result is typed in encoder.ts. */
+  loadEncoder(path: string, options: { threads: number; device: string }): Promise<unknown>;
+  AbortToken: new () => { abort(): void; readonly aborted: boolean };
   versions(): NativeVersions;
   backends(): BackendInfo[];
   systemInfo(): string;

@@ -2,6 +2,7 @@
 #include "ibl_error.h"
 #include "ibl_npy.h"
 #include "ibl_audio.h"
+#include "ibl_bpe.h"
 #include "ibl_image.h"
 #include "ibl_points.h"
 
@@ -138,6 +139,14 @@ ibl_prepared prepare_audio(const ibl_model & model, const ibl_input & in) {
     return p;
 }
 
+ibl_prepared prepare_text(const ibl_model & model, const ibl_input & in, const ibl_embed_options & opt) {
+    if (!model.tokenizer) ibl_throw("ERR_INTERNAL", "the text tokenizer is not initialised");
+    ibl_prepared p;
+    p.ids = model.tokenizer->tokenize(in.text, model.text.context_len,
+                                      opt.truncation == IBL_TRUNCATE_IMAGEBIND_LLM ? IBL_BPE_TRUNC_IMAGEBIND_LLM : IBL_BPE_TRUNC_IMAGEBIND);
+    return p;
+}
+
 ibl_prepared prepare_depth_thermal(const ibl_model & model, const ibl_input & in) {
     const bool depth = in.mod == IBL_MOD_DEPTH;
     const int S = depth ? model.depth.image_size : model.thermal.image_size;
@@ -158,8 +167,19 @@ ibl_prepared prepare_depth_thermal(const ibl_model & model, const ibl_input & in
 
 }  // namespace
 
+static ibl_prepared prepare_any(const ibl_model & model, const ibl_input & in, const ibl_embed_options & opt);
+
+// Every preprocessing error names its input, even those raised by code that never saw the name.
 ibl_prepared ibl_prepare(const ibl_model & model, const ibl_input & in, const ibl_embed_options & opt) {
-    (void) opt;
+    try {
+        return prepare_any(model, in, opt);
+    } catch (const ibl_error & e) {
+        if (std::string(e.what()).find(in.what) != std::string::npos) throw;
+        throw ibl_error(e.code, in.what + ": " + e.what());
+    }
+}
+
+static ibl_prepared prepare_any(const ibl_model & model, const ibl_input & in, const ibl_embed_options & opt) {
     if (!model.mod(in.mod).present) {
         ibl_throw("ERR_MODALITY_MISSING", "%s: the encoder %s has no %s modality", in.what.c_str(), model.path.c_str(),
                   ibl_modality_get(in.mod).name);
@@ -172,6 +192,7 @@ ibl_prepared ibl_prepare(const ibl_model & model, const ibl_input & in, const ib
         case IBL_MOD_THERMAL: return prepare_depth_thermal(model, in);
         case IBL_MOD_VISION:  return in.clips.empty() ? prepare_image(model, in) : prepare_video(model, in);
         case IBL_MOD_AUDIO:   return prepare_audio(model, in);
+        case IBL_MOD_TEXT:    return prepare_text(model, in, opt);
         default: break;
     }
     ibl_throw("ERR_INPUT_FORMAT", "%s: %s input of this kind is not supported yet", in.what.c_str(), ibl_modality_get(in.mod).name);

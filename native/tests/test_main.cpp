@@ -8,6 +8,7 @@ void test_encoder(ibl_test & t);
 void test_points(ibl_test & t);
 void test_image(ibl_test & t);
 void test_audio(ibl_test & t);
+void test_text(ibl_test & t);
 
 struct test_entry { const char * name; void (*fn)(ibl_test &); };
 
@@ -17,6 +18,7 @@ static const test_entry TESTS[] = {
     {"points", test_points},
     {"image", test_image},
     {"audio", test_audio},
+    {"text", test_text},
 };
 
 int main(int argc, char ** argv) {

@@ -3,6 +3,7 @@
 #include "ibl_gguf.h"
 #include "ibl_keys.h"
 #include "ibl_audio.h"
+#include "ibl_bpe.h"
 
 #include "ggml-cpu.h"
 #include "gguf.h"
@@ -323,6 +324,7 @@ std::unique_ptr<ibl_model> ibl_model_load(const std::string & path, const ibl_mo
         load_modality(r, tg, *model, id);
     }
     load_preprocess_params(r, *model);
+    if (model->mods[IBL_MOD_TEXT].present) model->tokenizer = std::make_shared<ibl_bpe>(model->bpe_merges);
     if (model->mods[IBL_MOD_AUDIO].present) {
         ibl_audio_params ap;
         ap.sample_rate   = model->audio.sample_rate;

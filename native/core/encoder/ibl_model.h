@@ -13,6 +13,7 @@
 
 struct gguf_context;
 struct ibl_audio_ctx;
+struct ibl_bpe;
 
 // Transformer trunk shape and options; one per modality present.
 struct ibl_trunk_hparams {
@@ -103,7 +104,7 @@ struct ibl_model {
     size_t weights_bytes = 0;
     // Preprocessing state built once per model (tables, tokenizer), see ibl_embed.cpp.
     std::shared_ptr<ibl_audio_ctx> audio_ctx;
-    std::shared_ptr<void>          tokenizer;
+    std::shared_ptr<ibl_bpe>       tokenizer;
 
     ggml_context *          ctx_w = nullptr;      // weight tensors (metadata)
     ggml_backend_buffer_t   buf_w = nullptr;      // their data

@@ -1,0 +1,247 @@
+// The ImageBind encoder API: load an encoder GGUF, embed inputs of any modality into one space.
+// File reading and media decoding are asynchronous; preprocessing and the GGML graphs run on a native
+// worker thread, so nothing here blocks the event loop.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { addon } from './binding';
+import { ImagebindError } from './errors';
+import { decodeAudio, decodeVideoClips } from './media';
+import type { Modality } from './keys';
+
+/** What a user gives: a kind of input and where its data is. */
+export type InputKind = 'image' | 'video' | 'audio' | 'text' | 'depth' | 'thermal' | 'imu' | 'point';
+
+export type EmbedInput =
+  | { kind: 'text'; text: string }
+  | { kind: Exclude<InputKind, 'text'>; path: string; format?: string }
+  | { kind: Exclude<InputKind, 'text'>; data: Uint8Array; name?: string; format?: string }
+  /** An already preprocessed model input tensor (the fixtures' `inputs/*.npy` layout). */
+  | { kind: 'tensor'; modality: Modality; tensor: { data: Float32Array; shape: number[] }; name?: string };
+
+export interface EmbedOptions {
+  signal?: AbortSignal;
+  /** Called as encoder items (images, clips, …) finish: (done, total). */
+  onProgress?: (done: number, total: number) => void;
+  /** Text longer than the context: 'imagebind' (default: keep the end token) or 'imagebind-llm' (cut). */
+  truncation?: 'imagebind' | 'imagebind-llm';
+  /** Include `raw` (head output) and `scaled` (with the logit scale) in the results. */
+  raw?: boolean;
+  /** Most items in one graph (default 16). */
+  maxBatch?: number;
+}
+
+export interface Embedding {
+  kind: InputKind | 'tensor';
+  modality: Modality;
+  /** The input as given: the path, the text, or the buffer's name. */
+  input: string;
+  /** Unit-length embedding. */
+  embedding: Float32Array;
+  /** How many encoder items (clips × crops) were averaged. */
+  clips: number;
+  /** Head output before normalisation, averaged over clips (with `raw: true`). */
+  raw?: Float32Array;
+  /** Post-processed as upstream: per-clip L2 normalised × the logit scale, averaged (with `raw: true`). */
+  scaled?: Float32Array;
+}
+
+export interface EncoderLoadOptions {
+  /** CPU threads for the graphs (default: 4). */
+  threads?: number;
+  /** "auto" (a GPU when the build has one, else CPU), "cpu", or a ggml device name. */
+  device?: string;
+}
+
+export interface EncoderInfo {
+  path: string;
+  name: string;
+  fileType: string;
+  outDim: number;
+  device: string;
+  threads: number;
+  weightsBytes: number;
+  modalities: Partial<Record<Modality, { embedDim: number; blocks: number; heads: number; tokens: number; logitScale: number }>>;
+  video?: { imageSize: number; frames: number; clipDuration: number; clipsPerVideo: number };
+  point?: { numGroup: number; groupSize: number };
+}
+
+interface NativeEncoder {
+  info(): EncoderInfo;
+  embed(inputs: NativeInput[], opts: { truncation?: string; maxBatch?: number }, abortToken?: unknown,
+        onProgress?: (done: number, total: number) => void): Promise<NativeEmbedding[]>;
+  dispose(): void;
+}
+
+interface NativeInput {
+  modality: Modality;
+  name: string;
+  format?: string;
+  bytes?: Uint8Array;
+  text?: string;
+  audio?: { sampleRate: number; channels: Float32Array[] };
+  clips?: Array<Array<{ width: number; height: number; rgb: Uint8Array }>>;
+  tensor?: { data: Float32Array; shape: number[] };
+}
+
+interface NativeEmbedding { modality: Modality; clips: number; raw: Float32Array; scaled: Float32Array; embedding: Float32Array }
+
+const KIND_MODALITY: Record<InputKind, Modality> = {
+  image: 'vision', video: 'vision', audio: 'audio', text: 'text', depth: 'depth', thermal: 'thermal', imu: 'imu', point: 'point',
+};
+
+function abortError(): ImagebindError {
+  return new ImagebindError('ABORT_ERR', 'The operation was aborted');
+}
+
+async function readInput(p: string, signal?: AbortSignal): Promise<Uint8Array> {
+  try {
+    return await fs.readFile(p, { signal });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.name === 'AbortError') throw abortError();
+    if (err.code === 'ENOENT') throw new ImagebindError('ERR_FILE_NOT_FOUND', `${p}: file not found`);
+    if (err.code === 'EISDIR') throw new ImagebindError('ERR_FILE_READ', `${p}: is a directory`);
+    throw new ImagebindError('ERR_FILE_READ', `${p}: ${err.message}`);
+  }
+}
+
+function describe(input: EmbedInput): string {
+  if (input.kind === 'text') return input.text;
+  if ('path' in input) return input.path;
+  return input.name ?? '<buffer>';
+}
+
+export class ImageBindEncoder {
+  #native: NativeEncoder | null;
+  readonly path: string;
+
+  private constructor(native: NativeEncoder, p: string) {
+    this.#native = native;
+    this.path = p;
+  }
+
+  /** Loads an encoder GGUF (made by `imagebind-llm convert imagebind`) off the JS thread. */
+  static async load(file: string, options: EncoderLoadOptions = {}): Promise<ImageBindEncoder> {
+    if (typeof file !== 'string' || !file) throw new ImagebindError('ERR_INVALID_ARG_TYPE', 'ImageBindEncoder.load: expected a .gguf path');
+    const native = (await addon().loadEncoder(file, { threads: options.threads ?? 4, device: options.device ?? 'auto' })) as NativeEncoder;
+    return new ImageBindEncoder(native, file);
+  }
+
+  get disposed(): boolean {
+    return this.#native === null;
+  }
+
+  #live(): NativeEncoder {
+    if (!this.#native) throw new ImagebindError('ERR_DISPOSED', `the encoder ${this.path} has been disposed`);
+    return this.#native;
+  }
+
+  info(): EncoderInfo {
+    return this.#live().info();
+  }
+
+  /** Turns inputs (decoded as needed) into native input descriptors. */
+  async #prepare(input: EmbedInput, signal?: AbortSignal): Promise<NativeInput> {
+    const name = describe(input);
+    if (input.kind === 'tensor') return { modality: input.modality, name, tensor: input.tensor };
+    if (input.kind === 'text') {
+      if (typeof input.text !== 'string') throw new ImagebindError('ERR_INVALID_ARG_TYPE', 'text input: expected a string');
+      return { modality: 'text', name: input.text.slice(0, 80), text: input.text };
+    }
+    const modality = KIND_MODALITY[input.kind];
+    if (!modality) throw new ImagebindError('ERR_INVALID_ARG', `unknown input kind '${(input as { kind: string }).kind}'`);
+    const source = 'path' in input ? input.path : input.data;
+    const ext = (input.format ?? path.extname(name).slice(1)).toLowerCase();
+    if (input.kind === 'audio' && ext !== 'wav') {
+      // WAV is read in-process; every other container/codec goes through ffmpeg.
+      const audio = await decodeAudio(source, { signal });
+      return { modality, name, audio };
+    }
+    if (input.kind === 'video') {
+      const v = this.info().video;
+      const decoded = await decodeVideoClips(source, {
+        signal,
+        clipDuration: v?.clipDuration ?? 2,
+        clipsPerVideo: v?.clipsPerVideo ?? 5,
+        framesPerClip: v?.frames ?? 2,
+      });
+      const { width, height } = decoded.meta;
+      return { modality, name, clips: decoded.clips.map((c) => c.frames.map((f) => ({ width, height, rgb: f.rgb }))) };
+    }
+    const bytes = 'path' in input ? await readInput(input.path, signal) : input.data;
+    if (!(bytes instanceof Uint8Array)) throw new ImagebindError('ERR_INVALID_ARG_TYPE', `${name}: data must be a Uint8Array`);
+    const format = input.format ?? (path.extname(name).slice(1).toLowerCase() || undefined);
+    return { modality, name, bytes, format };
+  }
+
+  /** Embeds inputs of any modalities; results come back in input order. */
+  async embed(inputs: EmbedInput[], options: EmbedOptions = {}): Promise<Embedding[]> {
+    const native = this.#live();
+    if (!Array.isArray(inputs)) throw new ImagebindError('ERR_INVALID_ARG_TYPE', 'embed: expected an array of inputs');
+    const { signal } = options;
+    if (signal?.aborted) throw abortError();
+    const prepared = await Promise.all(inputs.map((i) => this.#prepare(i, signal)));
+    if (signal?.aborted) throw abortError();
+    const token = new (addon().AbortToken)();
+    const onAbort = () => token.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let results: NativeEmbedding[];
+    try {
+      results = await native.embed(prepared, { truncation: options.truncation, maxBatch: options.maxBatch }, token, options.onProgress);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ERR_ABORTED') throw abortError();
+      throw e;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    return results.map((r, i) => {
+      const input = inputs[i]!;
+      const out: Embedding = { kind: input.kind, modality: r.modality, input: describe(input), embedding: r.embedding, clips: r.clips };
+      if (options.raw) {
+        out.raw = r.raw;
+        out.scaled = r.scaled;
+      }
+      return out;
+    });
+  }
+
+  /** Frees the model now (otherwise the garbage collector does, eventually). */
+  dispose(): void {
+    this.#native?.dispose();
+    this.#native = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+export function loadEncoder(file: string, options?: EncoderLoadOptions): Promise<ImageBindEncoder> {
+  return ImageBindEncoder.load(file, options);
+}
+
+/** Cosine similarity of two vectors. */
+export function cosineSimilarity(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) throw new ImagebindError('ERR_INVALID_ARG', `vectors of different lengths (${a.length} and ${b.length})`);
+  let dot = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! * a[i]!;
+    nb += b[i]! * b[i]!;
+  }
+  return na === 0 || nb === 0 ? 0 : dot / Math.sqrt(na * nb);
+}
+
+/** rows × cols matrix of cosine similarities. */
+export function similarityMatrix(rows: Float32Array[], cols: Float32Array[]): number[][] {
+  return rows.map((r) => cols.map((c) => cosineSimilarity(r, c)));
+}
+
+/** Zero-shot classification: softmax over `scale ·` cosine similarities of a query to each label. */
+export function zeroShot(query: Float32Array, labels: Float32Array[], scale = 100): number[] {
+  const s = labels.map((l) => scale * cosineSimilarity(query, l));
+  const m = Math.max(...s);
+  const e = s.map((x) => Math.exp(x - m));
+  const z = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / z);
+}
