@@ -46,13 +46,42 @@ function wantedStamp() {
   return { package: pin.package, version: pin.version, commit: pin.commit, patches: patchesHash() };
 }
 
-function isUpToDate() {
+function readStamp() {
   try {
-    const have = JSON.parse(fs.readFileSync(stampPath, 'utf8'));
-    const want = wantedStamp();
-    return Object.keys(want).every((k) => have[k] === want[k]);
+    return JSON.parse(fs.readFileSync(stampPath, 'utf8'));
   } catch {
-    return false;
+    return null;
+  }
+}
+
+function isUpToDate() {
+  const have = readStamp();
+  const want = wantedStamp();
+  return !!have && Object.keys(want).every((k) => have[k] === want[k]);
+}
+
+// Same pinned source, other patches: restore the files the old patches touched and apply the new
+// ones in place, so only those files change (and recompile).
+function repatch() {
+  const have = readStamp();
+  const want = wantedStamp();
+  if (!have || have.package !== want.package || have.version !== want.version || have.commit !== want.commit) return false;
+  log('llama.cpp patches changed: re-applying them');
+  run('git', ['checkout', '--quiet', '--', '.'], { cwd: llamaDir });
+  run('git', ['clean', '-fdq', '-e', path.basename(stampPath)], { cwd: llamaDir });
+  applyPatches(llamaDir);
+  fs.writeFileSync(stampPath, JSON.stringify(want, null, 2) + '\n');
+  return true;
+}
+
+function applyPatches(dir) {
+  for (const p of patchFiles()) {
+    log(`applying ${path.basename(p)}`);
+    try {
+      run('git', ['apply', '--whitespace=nowarn', p], { cwd: dir });
+    } catch (e) {
+      throw new Error(`patch ${path.relative(root, p)} no longer applies to llama.cpp ${pin.commit}: ${e.message}`);
+    }
   }
 }
 
@@ -110,14 +139,7 @@ function cloneBundle(bundle) {
   run('git', ['-c', 'advice.detachedHead=false', 'checkout', '--quiet', pin.commit], { cwd: tmp });
   const head = run('git', ['rev-parse', 'HEAD'], { cwd: tmp }).trim();
   if (head !== pin.commit) throw new Error(`llama.cpp bundle is at ${head}, expected ${pin.commit}`);
-  for (const p of patchFiles()) {
-    log(`applying ${path.basename(p)}`);
-    try {
-      run('git', ['apply', '--whitespace=nowarn', p], { cwd: tmp });
-    } catch (e) {
-      throw new Error(`patch ${path.relative(root, p)} no longer applies to llama.cpp ${pin.commit}: ${e.message}`);
-    }
-  }
+  applyPatches(tmp);
   fs.rmSync(llamaDir, { recursive: true, force: true });
   fs.renameSync(tmp, llamaDir);
   fs.writeFileSync(stampPath, JSON.stringify(wantedStamp(), null, 2) + '\n');
@@ -126,9 +148,11 @@ function cloneBundle(bundle) {
 export async function ensureLlamaSource() {
   if (process.env.IMAGEBIND_LLM_LLAMA_DIR) return path.resolve(process.env.IMAGEBIND_LLM_LLAMA_DIR);
   if (isUpToDate()) return llamaDir;
+  if (repatch()) return llamaDir;
   const bundle = process.env.IMAGEBIND_LLM_LLAMA_BUNDLE || installedBundle() || await packedBundle();
   cloneBundle(bundle);
-  fs.rmSync(path.join(depsDir, 'pack', 'extract'), { recursive: true, force: true });
+  // The tarball is in npm's cache; keep only the unpacked source.
+  fs.rmSync(path.join(depsDir, 'pack'), { recursive: true, force: true });
   return llamaDir;
 }
 

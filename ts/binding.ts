@@ -60,7 +60,8 @@ export function loadAddonFrom(candidates: string[]): NativeAddon {
       'ERR_ADDON_NOT_FOUND',
       `imagebind-llm: the native addon is missing. Looked for:\n  ${candidates.join('\n  ')}\n` +
         `Build it with \`npm run build:native\` in ${packageRoot} (needs CMake, a C++17 compiler and git), ` +
-        `or reinstall the package.`,
+        `or reinstall the package. (npm 11 may skip a dependency's install script until it is approved: ` +
+        `\`npm install-scripts approve imagebind-llm\`.)`,
     );
   }
   const target = binaryTarget(found);

@@ -161,7 +161,7 @@ export interface VideoClipOptions extends MediaOptions {
   clipDuration?: number | Fraction;
   /** Clips spread uniformly over the video (default 5). */
   clipsPerVideo?: number;
-  /** Frames kept per clip (default: clipDuration, as upstream's UniformTemporalSubsample(clip_duration)). */
+  /** Frames kept per clip (default: the whole seconds of clipDuration, as upstream's UniformTemporalSubsample(clip_duration)). */
   framesPerClip?: number;
   /** Called with the fraction of frames decoded so far (0 … 1). */
   onProgress?: (fraction: number) => void;
@@ -181,27 +181,40 @@ export async function probeVideo(input: MediaInput, opts: MediaOptions = {}): Pr
  */
 export async function decodeVideoClips(input: MediaInput, opts: VideoClipOptions = {}): Promise<DecodedVideo> {
   throwIfAborted(opts.signal);
-  const clipDuration = Array.isArray(opts.clipDuration)
-    ? rat(BigInt(opts.clipDuration[0]), BigInt(opts.clipDuration[1]))
-    : ratFromNumber(opts.clipDuration ?? 2);
+  const cd = opts.clipDuration ?? 2;
+  if (Array.isArray(cd) ? !(Number.isSafeInteger(cd[0]) && Number.isSafeInteger(cd[1]) && cd[1] > 0) : typeof cd !== 'number') {
+    throw new TypeError(`Expected clipDuration to be a number of seconds or an integer fraction [num, den] but received ${JSON.stringify(cd)}`);
+  }
+  const clipDuration = Array.isArray(cd) ? rat(BigInt(cd[0]), BigInt(cd[1])) : ratFromNumber(cd);
   const clipsPerVideo = opts.clipsPerVideo ?? 5;
   const framesPerClip = opts.framesPerClip ?? Number(clipDuration.n / clipDuration.d);
   if (clipDuration.n <= 0n) throw new RangeError(`clipDuration must be positive, got ${fmt(clipDuration)}`);
   if (!Number.isInteger(clipsPerVideo) || clipsPerVideo < 1) throw new RangeError(`clipsPerVideo must be a positive integer, got ${clipsPerVideo}`);
-  if (!Number.isInteger(framesPerClip) || framesPerClip < 1) throw new RangeError(`framesPerClip must be a positive integer, got ${framesPerClip}`);
+  if (!Number.isInteger(framesPerClip) || framesPerClip < 1) {
+    throw new RangeError(`framesPerClip must be a positive integer, got ${framesPerClip} (it defaults to the whole seconds of clipDuration)`);
+  }
 
   const ff = await findFfmpeg();
   return withInputFile(input, opts.signal, async (file, label) => {
     const probe = await probePackets(ff.path, file, label, opts.signal);
     const shape = { clipDuration, clipsPerVideo, framesPerClip };
+    // Progress only moves forward (a second decode, when one is needed, reports nothing new).
+    let reported = -1;
+    const onProgress = opts.onProgress;
+    const passOpts: VideoClipOptions = {
+      signal: opts.signal,
+      onProgress: onProgress && ((f: number) => {
+        if (f > reported) onProgress((reported = f));
+      }),
+    };
     // The packets predict which frames will be selected; the decoded timestamps confirm it.  If the
     // decoder disagrees (undecodable or duplicated frames), decode once more with its own timestamps.
     let plan = planVideo(probe.meta, probe.pts, shape, label);
-    let pass = await decodeSelected(ff, file, label, probe.meta, plan, probe.pts.length, opts);
+    let pass = await decodeSelected(ff, file, label, probe.meta, plan, probe.pts.length, passOpts);
     let actual = planVideo(probe.meta, pass.decodedPts, shape, label);
     if (!samePlan(plan, actual)) {
       plan = actual;
-      pass = await decodeSelected(ff, file, label, probe.meta, plan, pass.decodedPts.length, opts);
+      pass = await decodeSelected(ff, file, label, probe.meta, plan, pass.decodedPts.length, passOpts);
       actual = planVideo(probe.meta, pass.decodedPts, shape, label);
       if (!samePlan(plan, actual)) {
         throw new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: ffmpeg returned different frames on two decodes of the same file`);
@@ -226,7 +239,7 @@ export async function decodeVideoClips(input: MediaInput, opts: VideoClipOptions
         return { pts: s.pts, index: s.index, rgb };
       }),
     }));
-    opts.onProgress?.(1);
+    onProgress?.(1);
     return { meta, clips };
   });
 }
