@@ -241,7 +241,7 @@ test('converter errors: not a checkpoint, truncated, missing tensors, bad config
   t.true(e2.message.includes('cut.pth'));
   t.false(fs.existsSync(out), 'no output left behind');
   // A checkpoint that lacks one tensor: the error names it.
-  const { writeTorchCheckpoint, ordered, tensor } = await import('./helpers/torch-writer.mjs');
+  const { writeTorchCheckpoint, ordered, tensor } = await import('../scripts/lib/torch-writer.mjs');
   const { openTorchCheckpoint } = ibl;
   const ck = await openTorchCheckpoint(checkpoint);
   const entries = new Map();

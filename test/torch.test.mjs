@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fixtures, libIndex, tmpDir } from './helpers/paths.mjs';
-import { writeTorchCheckpoint, tensor, storage, view, ordered, tuple, pyCall, f32ToF16, f32ToBf16 } from './helpers/torch-writer.mjs';
+import { writeTorchCheckpoint, tensor, storage, view, ordered, tuple, pyCall, f32ToF16, f32ToBf16 } from '../scripts/lib/torch-writer.mjs';
 
 const require = createRequire(import.meta.url);
 const ibl = require(libIndex);

@@ -1,10 +1,16 @@
 #!/usr/bin/env node
 // imagebind-llm command line. Every command takes --json; errors go to stderr with a non-zero exit.
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { convertImagebind } from './convert/imagebind';
+import { convertCache } from './convert/cache';
+import type { CacheType } from './convert/cache';
 import type { EncoderType } from './convert/imagebind';
+import { convertLlm, LLM_TYPES } from './convert/llm';
+import type { BindType, LlmType } from './convert/llm';
 import { EmbedInput, ImageBindEncoder, InputKind, cosineSimilarity, zeroShot } from './encoder';
+import { DEMO_LABEL, buildDemo, defaultDemoDir } from './demo';
 import { findFfmpeg } from './ffmpeg';
 import { inspectGguf } from './gguf';
 import type { GgufValue } from './native';
@@ -151,48 +157,36 @@ convert
     else console.log(`wrote ${res.path}: ${res.modalities.join(', ')}; ${res.tensors} tensors, ${formatBytes(res.bytes)}, ${res.type}`);
   });
 
-const embedInputs: EmbedInput[] = [];
-inputOptions(program.command('embed'), embedInputs)
-  .description('ImageBind embeddings of the inputs, in the order given')
-  .option('--json', 'print a JSON array: one {modality, input, embedding} per input')
-  .option('--raw', 'also print the raw head output and the scaled embedding')
-  .action(async (opts: EncoderCliOptions) => {
-    const res = await runEmbed(embedInputs, opts, !!opts.raw);
-    if (opts.json) {
-      printJson(res.map((r) => ({
-        kind: r.kind, modality: r.modality, input: r.input, clips: r.clips, embedding: Array.from(r.embedding),
-        ...(opts.raw ? { raw: Array.from(r.raw!), scaled: Array.from(r.scaled!) } : {}),
-      })));
-      return;
-    }
-    for (const r of res) console.log(`${r.kind.padEnd(7)} ${r.input}\n        ${r.embedding.length}-d ${preview(r.embedding)}${r.clips > 1 ? ` (${r.clips} clips)` : ''}`);
-  });
-
-const simInputs: EmbedInput[] = [];
-inputOptions(program.command('similarity'), simInputs)
-  .description('cosine similarities between all inputs; with texts, zero-shot classification of the other inputs over them')
+program
+  .command('demo')
+  .description('run every stage on a tiny demo model set with RANDOM weights that the package builds for itself, on media it synthesises')
+  .option('--dir <dir>', 'where the demo models and media live', defaultDemoDir())
+  .option('--threads <n>', 'CPU threads', (v) => parseInt(v, 10), 2)
   .option('--json', 'print JSON')
-  .action(async (opts: EncoderCliOptions) => {
-    const res = await runEmbed(simInputs, opts);
-    const matrix = res.map((a) => res.map((b) => cosineSimilarity(a.embedding, b.embedding)));
-    const texts = res.filter((r) => r.kind === 'text');
-    const others = res.filter((r) => r.kind !== 'text');
-    const zero = texts.length > 1 ? others.map((o) => ({
-      input: o.input,
-      probabilities: Object.fromEntries(zeroShot(o.embedding, texts.map((t) => t.embedding)).map((p, i) => [texts[i]!.input, p])),
-    })) : [];
-    if (opts.json) {
-      printJson({ inputs: res.map((r) => ({ kind: r.kind, input: r.input })), similarity: matrix, zeroShot: zero });
-      return;
-    }
-    const names = res.map((r, i) => `${i + 1}:${r.kind}`);
-    res.forEach((r, i) => console.log(`${names[i]!.padEnd(12)} ${r.input}`));
-    console.log('\n' + ' '.repeat(12) + names.map((n) => n.padStart(10)).join(''));
-    matrix.forEach((row, i) => console.log(names[i]!.padEnd(12) + row.map((x) => x.toFixed(4).padStart(10)).join('')));
-    for (const z of zero) {
-      const best = Object.entries(z.probabilities).sort((a, b) => b[1] - a[1]);
-      console.log(`\n${z.input}:`);
-      for (const [t, p] of best) console.log(`  ${(100 * p).toFixed(1).padStart(5)}%  ${t}`);
+  .action(async (opts: { dir: string; threads: number; json?: boolean }) => {
+    const log = (m: string) => process.stderr.write(`${m}\n`);
+    const demo = await buildDemo(opts.dir, log);
+    const enc = await ImageBindEncoder.load(demo.encoder, { threads: opts.threads });
+    try {
+      const res = await enc.embed(demo.inputs);
+      const texts = res.filter((r) => r.kind === 'text');
+      const rows = res.filter((r) => r.kind !== 'text').map((r) => ({
+        kind: r.kind, input: r.input, clips: r.clips, embedding: Array.from(r.embedding),
+        zeroShot: Object.fromEntries(zeroShot(r.embedding, texts.map((t) => t.embedding)).map((p, i) => [texts[i]!.input, p])),
+      }));
+      if (opts.json) {
+        printJson({ label: DEMO_LABEL, encoder: demo.encoder, embeddings: rows, texts: texts.map((t) => ({ text: t.input, embedding: Array.from(t.embedding) })) });
+        return;
+      }
+      console.log(`*** ${DEMO_LABEL}: the numbers below show that every stage runs, not what the inputs mean ***`);
+      console.log(`encoder ${demo.encoder}`);
+      for (const r of res) console.log(`${r.kind.padEnd(7)} ${path.basename(r.input)}${r.clips > 1 ? ` (${r.clips} clips)` : ''}: ${preview(r.embedding, 4)}`);
+      for (const r of rows) {
+        const best = Object.entries(r.zeroShot).sort((a, b) => b[1] - a[1])[0]!;
+        console.log(`zero-shot ${path.basename(r.input)} → "${best[0]}" (${(100 * best[1]).toFixed(1)}%)`);
+      }
+    } finally {
+      enc.dispose();
     }
   });
 

@@ -1,8 +1,8 @@
 // Writes an ImageBind(+Point-Bind)-shaped checkpoint of random weights in the released key layout,
 // streamed to disk, for the converter's memory test and the benchmark. Nothing is downloaded.
 // Sizes follow a config in the fixtures' imagebind.config.json schema (HUGE below is ImageBind-huge).
-import { ordered, storage, view, tensor } from '../../test/helpers/torch-writer.mjs';
-import { writeTorchCheckpoint } from '../../test/helpers/torch-writer.mjs';
+import { ordered, storage, view, tensor } from './torch-writer.mjs';
+import { writeTorchCheckpoint } from './torch-writer.mjs';
 
 export const HUGE = {
   out_embed_dim: 1024,
