@@ -7,8 +7,6 @@ import { convertImagebind } from './convert/imagebind';
 import { convertCache } from './convert/cache';
 import type { CacheType } from './convert/cache';
 import type { EncoderType } from './convert/imagebind';
-import { convertLlm, LLM_TYPES } from './convert/llm';
-import type { BindType, LlmType } from './convert/llm';
 import { EmbedInput, ImageBindEncoder, InputKind, cosineSimilarity, zeroShot } from './encoder';
 import { DEMO_LABEL, buildDemo, defaultDemoDir } from './demo';
 import { findFfmpeg } from './ffmpeg';
@@ -155,6 +153,72 @@ convert
     }
     if (opts.json) printJson({ ...res, seconds: (Date.now() - started) / 1000 });
     else console.log(`wrote ${res.path}: ${res.modalities.join(', ')}; ${res.tensors} tensors, ${formatBytes(res.bytes)}, ${res.type}`);
+  });
+
+convert
+  .command('cache')
+  .description('faiss flat index (ImageBind-LLM knn.index) → kNN cache GGUF for cache-enhanced inference')
+  .argument('<index>', 'faiss IndexFlatIP / IndexFlatL2 file (faiss.write_index)')
+  .requiredOption('-o, --output <file>', 'output .gguf')
+  .addOption(new Option('--type <type>', 'feature type').choices(['f16', 'f32']).default('f16'))
+  .option('--chunk-rows <n>', 'rows per feature tensor (default 65536)', (v) => parseInt(v, 10))
+  .option('--json', 'print JSON')
+  .action(async (index: string, opts: { output: string; type: CacheType; chunkRows?: number; json?: boolean }) => {
+    const bar = progressBar('converting');
+    const started = Date.now();
+    let res;
+    try {
+      res = await convertCache(index, opts.output, { type: opts.type, chunkRows: opts.chunkRows, onProgress: (d, t) => bar.update(d, t) });
+    } finally {
+      bar.stop();
+    }
+    if (opts.json) printJson({ ...res, seconds: (Date.now() - started) / 1000 });
+    else console.log(`wrote ${res.path}: ${res.count} × ${res.dimension} ${res.metric} cache, ${res.type}, ${res.chunks} chunk${res.chunks === 1 ? '' : 's'} of ${res.chunkRows} rows, ${formatBytes(res.bytes)}`);
+  });
+
+const embedInputs: EmbedInput[] = [];
+inputOptions(program.command('embed'), embedInputs)
+  .description('ImageBind embeddings of the inputs, in the order given')
+  .option('--json', 'print a JSON array: one {modality, input, embedding} per input')
+  .option('--raw', 'also print the raw head output and the scaled embedding')
+  .action(async (opts: EncoderCliOptions) => {
+    const res = await runEmbed(embedInputs, opts, !!opts.raw);
+    if (opts.json) {
+      printJson(res.map((r) => ({
+        kind: r.kind, modality: r.modality, input: r.input, clips: r.clips, embedding: Array.from(r.embedding),
+        ...(opts.raw ? { raw: Array.from(r.raw!), scaled: Array.from(r.scaled!) } : {}),
+      })));
+      return;
+    }
+    for (const r of res) console.log(`${r.kind.padEnd(7)} ${r.input}\n        ${r.embedding.length}-d ${preview(r.embedding)}${r.clips > 1 ? ` (${r.clips} clips)` : ''}`);
+  });
+
+const simInputs: EmbedInput[] = [];
+inputOptions(program.command('similarity'), simInputs)
+  .description('cosine similarities between all inputs; with texts, zero-shot classification of the other inputs over them')
+  .option('--json', 'print JSON')
+  .action(async (opts: EncoderCliOptions) => {
+    const res = await runEmbed(simInputs, opts);
+    const matrix = res.map((a) => res.map((b) => cosineSimilarity(a.embedding, b.embedding)));
+    const texts = res.filter((r) => r.kind === 'text');
+    const others = res.filter((r) => r.kind !== 'text');
+    const zero = texts.length > 1 ? others.map((o) => ({
+      input: o.input,
+      probabilities: Object.fromEntries(zeroShot(o.embedding, texts.map((t) => t.embedding)).map((p, i) => [texts[i]!.input, p])),
+    })) : [];
+    if (opts.json) {
+      printJson({ inputs: res.map((r) => ({ kind: r.kind, input: r.input })), similarity: matrix, zeroShot: zero });
+      return;
+    }
+    const names = res.map((r, i) => `${i + 1}:${r.kind}`);
+    res.forEach((r, i) => console.log(`${names[i]!.padEnd(12)} ${r.input}`));
+    console.log('\n' + ' '.repeat(12) + names.map((n) => n.padStart(10)).join(''));
+    matrix.forEach((row, i) => console.log(names[i]!.padEnd(12) + row.map((x) => x.toFixed(4).padStart(10)).join('')));
+    for (const z of zero) {
+      const best = Object.entries(z.probabilities).sort((a, b) => b[1] - a[1]);
+      console.log(`\n${z.input}:`);
+      for (const [t, p] of best) console.log(`  ${(100 * p).toFixed(1).padStart(5)}%  ${t}`);
+    }
   });
 
 program

@@ -14,3 +14,4 @@ export { convertImagebind } from './convert/imagebind';
 export type { ConvertImagebindOptions, ConvertResult, EncoderType, ImagebindConfig } from './convert/imagebind';
 export { ImageBindEncoder, loadEncoder, cosineSimilarity, similarityMatrix, zeroShot } from './encoder';
 export type { EmbedInput, EmbedOptions, Embedding, EncoderInfo, EncoderLoadOptions, InputKind } from './encoder';
+export { convertCache, readFaissHeader, type ConvertCacheOptions, type ConvertCacheResult, type CacheType, type CacheMetric, type FaissIndexHeader } from './convert/cache';

@@ -88,3 +88,20 @@ export const TN = {
   PT_CLS_POS: 'pt.cls_pos',
   PT_PROJ: 'pt.proj',
 } as const;
+
+/** kNN cache GGUF (convert cache): the features in row chunks `cache.features.<k>` of [d, rows_k]. */
+export const ARCH_CACHE = 'imagebind-llm-cache';
+
+export const CACHE_KEY = {
+  DIM: 'cache.dimension',
+  COUNT: 'cache.count',
+  METRIC: 'cache.metric',
+  CHUNK_ROWS: 'cache.chunk_rows',
+  CHUNK_COUNT: 'cache.chunk_count',
+  SOURCE: 'cache.source_type',
+} as const;
+
+export const TN_CACHE = {
+  FEATURES: (k: number) => `cache.features.${k}`,
+  SQNORMS: (k: number) => `cache.sqnorms.${k}`,
+} as const;

@@ -87,3 +87,17 @@
 #define IBL_TN_PT_POS2             "pt.pos2.%s"                // 128 → trans_dim
 #define IBL_TN_PT_CLS_POS          "pt.cls_pos"
 #define IBL_TN_PT_PROJ             "pt.proj"                   // [2*trans_dim, P]
+
+// --- kNN cache (imagebind-llm convert cache; native/core/ibl_knn.h) ---------------------------
+// A faiss flat index as GGUF. The N×d features are split into row chunks: tensor k holds rows
+// [k·chunk_rows, min(N, (k+1)·chunk_rows)) as ggml [d, rows_k] (one stored row per cache entry, in
+// faiss order), so a converter streams one chunk at a time and a loader can map the file as is.
+#define IBL_ARCH_CACHE             "imagebind-llm-cache"
+#define IBL_KEY_CACHE_DIM          "cache.dimension"            // u32 d
+#define IBL_KEY_CACHE_COUNT        "cache.count"                // u64 N (rows over all chunks)
+#define IBL_KEY_CACHE_METRIC       "cache.metric"               // "ip" (inner product) or "l2" (squared L2)
+#define IBL_KEY_CACHE_CHUNK_ROWS   "cache.chunk_rows"           // u32: rows per chunk (the last may have fewer)
+#define IBL_KEY_CACHE_CHUNK_COUNT  "cache.chunk_count"          // u32: number of feature tensors
+#define IBL_KEY_CACHE_SOURCE       "cache.source_type"          // faiss fourcc it came from, e.g. "IxFI"
+#define IBL_TN_CACHE_FEATURES      "cache.features.%d"          // [d, rows_k] f32 or f16
+#define IBL_TN_CACHE_SQNORMS       "cache.sqnorms.%d"           // [rows_k] f32 |x|², l2 caches only

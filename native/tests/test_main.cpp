@@ -9,6 +9,7 @@ void test_points(ibl_test & t);
 void test_image(ibl_test & t);
 void test_audio(ibl_test & t);
 void test_text(ibl_test & t);
+void test_knn(ibl_test & t);
 
 struct test_entry { const char * name; void (*fn)(ibl_test &); };
 
@@ -19,6 +20,7 @@ static const test_entry TESTS[] = {
     {"image", test_image},
     {"audio", test_audio},
     {"text", test_text},
+    {"knn", test_knn},
 };
 
 int main(int argc, char ** argv) {
