@@ -5,6 +5,7 @@
 //   IMAGEBIND_LLM_CUDA=1        build the ggml CUDA backend (needs the CUDA toolkit)
 //   IMAGEBIND_LLM_METAL=0|1     Metal backend (default: on on macOS)
 //   IMAGEBIND_LLM_NATIVE=0      do not tune the CPU backend for this machine's SIMD (portable build)
+//   IMAGEBIND_LLM_AMX=1         keep ggml's Intel AMX kernels in a native build (off: some VMs trap on AMX)
 //   IMAGEBIND_LLM_BUILD_TOOLS=0 skip the C++ driver build/native/ibl-driver (built by default)
 //   IMAGEBIND_LLM_JOBS=N        parallel compile jobs (default: number of cores)
 //   IMAGEBIND_LLM_SKIP_BUILD=1  do nothing (e.g. when a prebuilt addon is provided)
@@ -48,6 +49,7 @@ async function main() {
     IBL_METAL: flag('IMAGEBIND_LLM_METAL', process.platform === 'darwin') ? 'ON' : 'OFF',
     IBL_NATIVE: flag('IMAGEBIND_LLM_NATIVE', true) ? 'ON' : 'OFF',
     IBL_BUILD_TOOLS: flag('IMAGEBIND_LLM_BUILD_TOOLS', true) ? 'ON' : 'OFF',
+    IBL_AMX: flag('IMAGEBIND_LLM_AMX', false) ? 'ON' : 'OFF',
   };
   const jobs = Number(option('IMAGEBIND_LLM_JOBS')) || (os.availableParallelism?.() ?? os.cpus().length);
   const cmakeJs = path.join(path.dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');

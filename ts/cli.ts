@@ -7,9 +7,12 @@ import { convertImagebind } from './convert/imagebind';
 import { convertCache } from './convert/cache';
 import type { CacheType } from './convert/cache';
 import type { EncoderType } from './convert/imagebind';
+import { convertLlm, LLM_TYPES } from './convert/llm';
+import type { BindType, LlmType } from './convert/llm';
 import { EmbedInput, ImageBindEncoder, InputKind, cosineSimilarity, zeroShot } from './encoder';
 import { DEMO_LABEL, buildDemo, defaultDemoDir } from './demo';
 import { findFfmpeg } from './ffmpeg';
+import { AskInput, AskOptions, ImageBindLLM } from './llm';
 import { inspectGguf } from './gguf';
 import type { GgufValue } from './native';
 import { installationInfo } from './system';
@@ -176,6 +179,35 @@ convert
     else console.log(`wrote ${res.path}: ${res.count} × ${res.dimension} ${res.metric} cache, ${res.type}, ${res.chunks} chunk${res.chunks === 1 ? '' : 's'} of ${res.chunkRows} rows, ${formatBytes(res.bytes)}`);
   });
 
+convert
+  .command('llm')
+  .description('Meta-layout LLaMA + ImageBind-LLM adapter checkpoint → <prefix>-llm.gguf (llama.cpp model, adapter merged) and <prefix>-bind.gguf (bind network, injection)')
+  .requiredOption('--llama <dir>', 'LLaMA folder: params.json, tokenizer.model, consolidated.00.pth (…)')
+  .requiredOption('--adapter <file>', 'ImageBind-LLM adapter checkpoint (.pth)')
+  .requiredOption('-o, --output <prefix>', 'output prefix: writes <prefix>-llm.gguf and <prefix>-bind.gguf')
+  .addOption(new Option('--type <type>', 'LLM weight type').choices([...LLM_TYPES]).default('f16'))
+  .addOption(new Option('--bind-type <type>', 'bind network matrix type').choices(['f32', 'f16']).default('f32'))
+  .option('--context-length <n>', 'llama.context_length to record', (v) => parseInt(v, 10), 512)
+  .option('--json', 'print JSON')
+  .action(async (opts: { llama: string; adapter: string; output: string; type: LlmType; bindType: BindType; contextLength: number; json?: boolean }) => {
+    const bar = progressBar('converting');
+    const started = Date.now();
+    let res;
+    try {
+      res = await convertLlm({
+        llamaDir: opts.llama, adapter: opts.adapter, outPrefix: opts.output, type: opts.type, bindType: opts.bindType,
+        contextLength: opts.contextLength, onProgress: (d, t) => bar.update(d, t),
+      });
+    } finally {
+      bar.stop();
+    }
+    if (opts.json) printJson({ ...res, seconds: (Date.now() - started) / 1000 });
+    else {
+      console.log(`wrote ${res.llm}: llama, ${res.layers} layers, dim ${res.dim}, vocabulary ${res.vocabSize}, ${res.type}, ${formatBytes(res.bytes.llm)}`);
+      console.log(`wrote ${res.bind}: bind network (${res.bridge}), ${res.queryLayer} injected layers, ${res.bindType}, ${formatBytes(res.bytes.bind)}`);
+    }
+  });
+
 const embedInputs: EmbedInput[] = [];
 inputOptions(program.command('embed'), embedInputs)
   .description('ImageBind embeddings of the inputs, in the order given')
@@ -218,6 +250,132 @@ inputOptions(program.command('similarity'), simInputs)
       const best = Object.entries(z.probabilities).sort((a, b) => b[1] - a[1]);
       console.log(`\n${z.input}:`);
       for (const [t, p] of best) console.log(`  ${(100 * p).toFixed(1).padStart(5)}%  ${t}`);
+    }
+  });
+
+interface AskCliOptions {
+  encoder?: string; model: string; bind: string; cache?: string; weight: string[]; temperature?: number; topP?: number; topK?: number;
+  repeatPenalty?: number; seed?: number; maxTokens?: number; context?: string; raw?: boolean; json?: boolean; logits?: boolean;
+  threads: number; gpuLayers?: number; device: string; knn?: boolean; cacheK?: number; cacheT?: number; cacheWeight?: number; stop: string[];
+}
+
+/** The options `ask` and `chat` share; input flags land in `inputs`, in order. */
+function llmOptions(cmd: Command, inputs: EmbedInput[]): Command {
+  for (const kind of INPUT_KINDS.filter((k) => k !== 'text')) {
+    cmd.addOption(new Option(`--${kind} <file>`, `${kind} input (repeatable)`).argParser((v: string) => {
+      inputs.push({ kind, path: v } as EmbedInput);
+      return v;
+    }));
+  }
+  const num = (v: string) => Number(v);
+  return cmd
+    .option('--encoder <gguf>', 'encoder GGUF (needed with multimodal inputs)')
+    .requiredOption('--model <gguf>', '<prefix>-llm.gguf')
+    .requiredOption('--bind <gguf>', '<prefix>-bind.gguf')
+    .option('--cache <gguf>', 'kNN cache GGUF: enables cache-enhanced inference')
+    .option('--no-knn', 'do not use the cache even when given')
+    .option('--cache-k <n>', 'cache neighbours (cache_size)', num)
+    .option('--cache-t <t>', 'cache softmax factor (cache_t)', num)
+    .option('--cache-weight <w>', 'share of the cache in the blend (cache_weight)', num)
+    .option('--weight <modality=w>', 'mixing weight per input kind, e.g. image=1 audio=0.5 (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--temperature <t>', 'sampling temperature (default 0.1; 0 = greedy)', num)
+    .option('--top-p <p>', 'nucleus sampling (default 0.75)', num)
+    .option('--top-k <k>', 'top-k sampling (default off)', num)
+    .option('--repeat-penalty <r>', 'repetition penalty (default 1 = off)', num)
+    .option('--seed <n>', 'random seed', num)
+    .option('--max-tokens <n>', 'most tokens to generate (default 256)', num)
+    .option('--stop <string>', 'stop string (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--context <text>', "the prompt template's Input field")
+    .option('--raw', 'send the prompt as given, without the Alpaca template')
+    .option('--threads <n>', 'CPU threads', (v) => parseInt(v, 10), 4)
+    .option('--gpu-layers <n>', 'layers offloaded to the GPU (GPU builds)', num)
+    .option('--device <name>', 'auto or cpu', 'auto');
+}
+
+function askOptionsOf(opts: AskCliOptions, inputs: EmbedInput[]): AskOptions {
+  const weights: Record<string, number> = {};
+  for (const w of opts.weight) {
+    const m = /^([a-z]+)=([0-9.eE+-]+)$/.exec(w);
+    if (!m || !Number.isFinite(Number(m[2])) || Number(m[2]) < 0) throw new Error(`--weight ${w}: expected <modality>=<non-negative number>`);
+    weights[m[1]!] = Number(m[2]);
+  }
+  const cache = opts.cache && opts.knn !== false ? { k: opts.cacheK, t: opts.cacheT, weight: opts.cacheWeight } : false;
+  return {
+    inputs: inputs as AskInput[], weights, context: opts.context, raw: opts.raw, temperature: opts.temperature, topP: opts.topP,
+    topK: opts.topK, repeatPenalty: opts.repeatPenalty, seed: opts.seed, maxTokens: opts.maxTokens, stop: opts.stop, cache,
+  };
+}
+
+async function loadLlmCli(opts: AskCliOptions): Promise<ImageBindLLM> {
+  return ImageBindLLM.load({ model: opts.model, bind: opts.bind, cache: opts.cache, encoder: opts.encoder, threads: opts.threads,
+    gpuLayers: opts.gpuLayers, device: opts.device });
+}
+
+const askInputs: EmbedInput[] = [];
+llmOptions(program.command('ask'), askInputs)
+  .description('ask ImageBind-LLM about the inputs; streams the answer to stdout')
+  .argument('<instruction>', 'the question or instruction')
+  .option('--json', 'print one JSON object: text, tokens, promptTokens')
+  .option('--logits', 'with --json: also the last-token logits of the prompt')
+  .action(async (instruction: string, opts: AskCliOptions) => {
+    const llm = await loadLlmCli(opts);
+    const ac = new AbortController();
+    process.once('SIGINT', () => ac.abort());
+    try {
+      const ask = askOptionsOf(opts, askInputs);
+      const res = await llm.ask(instruction, {
+        ...ask, signal: ac.signal, logits: !!opts.logits,
+        onToken: opts.json ? undefined : (t) => process.stdout.write(t),
+      });
+      if (opts.json) {
+        printJson({ text: res.text, tokens: res.tokens, promptTokens: res.promptTokens, stopReason: res.stopReason, ...(res.logits ? { logits: Array.from(res.logits) } : {}) });
+      } else {
+        process.stdout.write('\n');
+      }
+    } finally {
+      llm.dispose();
+    }
+  });
+
+const chatInputs: EmbedInput[] = [];
+llmOptions(program.command('chat'), chatInputs)
+  .description('interactive conversation about the inputs (the KV cache is kept between turns; /reset, /exit)')
+  .action(async (opts: AskCliOptions) => {
+    const readline = await import('node:readline/promises');
+    const llm = await loadLlmCli(opts);
+    const session = await llm.createSession();
+    const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
+    let first = true;
+    try {
+      for (;;) {
+        let line: string;
+        try {
+          line = (await rl.question('> ')).trim();
+        } catch {
+          break;  // stdin closed
+        }
+        if (line === '/exit' || line === '/quit') break;
+        if (line === '/reset') { session.reset(); first = true; continue; }
+        if (!line) continue;
+        const ask = askOptionsOf(opts, chatInputs);
+        const ac = new AbortController();
+        const onSig = () => ac.abort();
+        process.once('SIGINT', onSig);
+        try {
+          await session.ask(line, { ...ask, inputs: first ? ask.inputs : undefined, signal: ac.signal, onToken: (t) => process.stdout.write(t) });
+        } catch (e) {
+          if ((e as { code?: string }).code !== 'ABORT_ERR') throw e;
+          process.stdout.write(' [stopped]');
+        } finally {
+          process.removeListener('SIGINT', onSig);
+        }
+        process.stdout.write('\n');
+        first = false;
+      }
+    } finally {
+      rl.close();
+      session.dispose();
+      llm.dispose();
     }
   });
 

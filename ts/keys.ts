@@ -105,3 +105,42 @@ export const TN_CACHE = {
   FEATURES: (k: number) => `cache.features.${k}`,
   SQNORMS: (k: number) => `cache.sqnorms.${k}`,
 } as const;
+
+// --- `convert llm`: the LLM GGUF is llama.cpp's own `llama` architecture (its keys and tensor names
+// are llama.cpp's); the names the injection looks up in it are listed here. ---------------------
+export const ARCH_LLAMA = 'llama';
+export const LLM_TN = {
+  ATTN_V: (l: number) => `blk.${l}.attn_v.weight`,       // merged Wv (base + LoRA delta)
+  ATTN_OUT: (l: number) => `blk.${l}.attn_output.weight`, // merged Wo
+} as const;
+
+// --- `convert llm`: the bind GGUF (bind network + what the per-layer injection needs) -----------
+export const ARCH_BIND = 'imagebind-llm-bind';
+export const BIND_KEY = {
+  INPUT_DIM: 'imagebind-llm-bind.input_dim',                   // bridge in-features = encoder out_embed_dim
+  EMBED_DIM: 'imagebind-llm-bind.embedding_length',            // bridge width = LLM dim
+  FFN_DIM: 'imagebind-llm-bind.feed_forward_length',           // bridge block hidden (f1/f3 out)
+  BLOCK_COUNT: 'imagebind-llm-bind.block_count',               // bridge blocks (3)
+  NORM_EPS: 'imagebind-llm-bind.norm_eps',                     // bridge norms' eps (RMSNorm 1e-6; beta LayerNorm 1e-5)
+  BRIDGE: 'imagebind-llm-bind.bridge',                         // "rmsnorm" | "layernorm" (beta: norms and f1-3 with biases)
+  QUERY_LAYER: 'imagebind-llm-bind.query_layer',               // injected layers: the last query_layer
+  HEAD_COUNT: 'imagebind-llm-bind.head_count',
+  HEAD_COUNT_KV: 'imagebind-llm-bind.head_count_kv',
+  WV_LORA_RANK: 'imagebind-llm-bind.wv_lora_rank',             // 0: no LoRA on wv (nothing to undo)
+  LLM_BLOCK_COUNT: 'imagebind-llm-bind.llm.block_count',       // pairing checks against the LLM GGUF
+  LLM_EMBED_DIM: 'imagebind-llm-bind.llm.embedding_length',
+  LLM_VOCAB_SIZE: 'imagebind-llm-bind.llm.vocab_size',
+} as const;
+
+/** Bind GGUF tensor names; `i` a bridge block (0..2), `l` an LLM layer index (as in blk.<l>). */
+export const BIND_TN = {
+  PROJ: (s: string) => `bind.proj.${s}`,
+  NORM: (i: number, s: string) => `bind.blk.${i}.norm.${s}`,
+  F1: (i: number, s: string) => `bind.blk.${i}.f1.${s}`,
+  F2: (i: number, s: string) => `bind.blk.${i}.f2.${s}`,
+  F3: (i: number, s: string) => `bind.blk.${i}.f3.${s}`,
+  PREFIX: 'inject.prefix',
+  GATE: 'inject.gate',
+  WV_LORA_A: (l: number) => `inject.blk.${l}.wv_lora_a`,
+  WV_LORA_B: (l: number) => `inject.blk.${l}.wv_lora_b`,
+} as const;

@@ -90,6 +90,8 @@ export interface NativeAddon {
   /** Loads an encoder GGUF; the result is typed in encoder.ts. */
   loadEncoder(path: string, options: { threads: number; device: string }): Promise<unknown>;
   AbortToken: new () => { abort(): void; readonly aborted: boolean };
+  /** Loads LLM + bind (+ cache); typed in llm.ts. */
+  loadLlm(options: { model: string; bind: string; cache?: string; threads: number; gpuLayers: number; device: string }): Promise<unknown>;
   versions(): NativeVersions;
   backends(): BackendInfo[];
   systemInfo(): string;

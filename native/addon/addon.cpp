@@ -6,6 +6,7 @@
 static Napi::Object ibl_addon_init(Napi::Env env, Napi::Object exports) {
     ibl_log_init();
     llama_backend_init();
+    env.SetInstanceData<ibl_addon_data>(new ibl_addon_data());
     ibl_init_system(env, exports);
     ibl_init_gguf(env, exports);
     ibl_init_encoder(env, exports);

@@ -30,11 +30,6 @@ struct encoder_state {
 };
 
 
-struct addon_data {
-    Napi::FunctionReference encoder_ctor;
-    Napi::FunctionReference abort_token_ctor;
-};
-
 class Encoder : public Napi::ObjectWrap<Encoder> {
 public:
     static Napi::Function define(Napi::Env env) {
@@ -98,9 +93,8 @@ Napi::Value Encoder::load(const Napi::CallbackInfo & info) {
             return st;
         },
         [](Napi::Env e, state_ptr & st) -> Napi::Value {
-            auto * data = e.GetInstanceData<addon_data>();
             auto ext = Napi::External<state_ptr>::New(e, new state_ptr(st), [](Napi::Env, state_ptr * p) { delete p; });
-            return data->encoder_ctor.New({ext});
+            return ibl_addon(e).encoder_ctor.New({ext});
         });
 }
 
@@ -166,6 +160,8 @@ static std::vector<float> floats_of(Napi::Env env, Napi::Value v, const std::str
 }
 
 // Copies one JS input descriptor into plain C++ data (the worker never touches JS values).
+std::shared_ptr<std::atomic<bool>> ibl_abort_token_flag(Napi::Env env, Napi::Value v);
+
 static ibl_input read_input(Napi::Env env, Napi::Value v, uint32_t index) {
     const std::string where = "input " + std::to_string(index);
     if (!v.IsObject()) ibl_throw_type(env, where + ": expected an object");
@@ -243,11 +239,7 @@ Napi::Value Encoder::embed(const Napi::CallbackInfo & info) {
         }
         if (o.Get("maxBatch").IsNumber()) opt.max_batch = std::max(1, o.Get("maxBatch").As<Napi::Number>().Int32Value());
     }
-    std::shared_ptr<std::atomic<bool>> flag;
-    if (info.Length() > 2 && info[2].IsObject()) {
-        Napi::Object tok = info[2].As<Napi::Object>();
-        if (tok.InstanceOf(env.GetInstanceData<addon_data>()->abort_token_ctor.Value())) flag = AbortToken::Unwrap(tok)->flag;
-    }
+    std::shared_ptr<std::atomic<bool>> flag = info.Length() > 2 ? ibl_abort_token_flag(env, info[2]) : nullptr;
     std::shared_ptr<Napi::ThreadSafeFunction> tsfn;
     if (info.Length() > 3 && info[3].IsFunction()) {
         tsfn = std::make_shared<Napi::ThreadSafeFunction>(
@@ -283,13 +275,18 @@ Napi::Value Encoder::embed(const Napi::CallbackInfo & info) {
         release_tsfn);
 }
 
+std::shared_ptr<std::atomic<bool>> ibl_abort_token_flag(Napi::Env env, Napi::Value v) {
+    if (!v.IsObject()) return nullptr;
+    Napi::Object tok = v.As<Napi::Object>();
+    if (!tok.InstanceOf(ibl_addon(env).abort_token_ctor.Value())) return nullptr;
+    return AbortToken::Unwrap(tok)->flag;
+}
+
 void ibl_init_encoder(Napi::Env env, Napi::Object exports) {
-    auto * data = new addon_data();
     Napi::Function enc = Encoder::define(env);
     Napi::Function tok = AbortToken::define(env);
-    data->encoder_ctor = Napi::Persistent(enc);
-    data->abort_token_ctor = Napi::Persistent(tok);
-    env.SetInstanceData<addon_data>(data);
+    ibl_addon(env).encoder_ctor = Napi::Persistent(enc);
+    ibl_addon(env).abort_token_ctor = Napi::Persistent(tok);
     exports.Set("Encoder", enc);
     exports.Set("AbortToken", tok);
     exports.Set("loadEncoder", Napi::Function::New(env, Encoder::load, "loadEncoder"));

@@ -93,7 +93,16 @@ auto ibl_call_js(Napi::Env env, F && fn) -> decltype(fn()) {
     }
 }
 
+// Per-environment state (worker threads each load their own instance): constructors of the classes
+// the addon creates from native code.
+struct ibl_addon_data {
+    Napi::FunctionReference encoder_ctor, abort_token_ctor, llm_model_ctor, llm_session_ctor;
+};
+
+inline ibl_addon_data & ibl_addon(Napi::Env env) { return *env.GetInstanceData<ibl_addon_data>(); }
+
 // Module parts register their functions here.
 void ibl_init_system(Napi::Env env, Napi::Object exports);
 void ibl_init_gguf(Napi::Env env, Napi::Object exports);
 void ibl_init_encoder(Napi::Env env, Napi::Object exports);
+void ibl_init_llm(Napi::Env env, Napi::Object exports);

@@ -101,3 +101,40 @@
 #define IBL_KEY_CACHE_SOURCE       "cache.source_type"          // faiss fourcc it came from, e.g. "IxFI"
 #define IBL_TN_CACHE_FEATURES      "cache.features.%d"          // [d, rows_k] f32 or f16
 #define IBL_TN_CACHE_SQNORMS       "cache.sqnorms.%d"           // [rows_k] f32 |x|², l2 caches only
+
+// --- `convert llm`: the LLM GGUF is llama.cpp's own "llama" architecture; the names the injection
+// looks up in it ----------------------------------------------------------------------------------
+#define IBL_ARCH_LLAMA             "llama"
+#define IBL_LLM_TN_ATTN_V          "blk.%d.attn_v.weight"      // merged Wv = base + LoRA delta
+#define IBL_LLM_TN_ATTN_OUT        "blk.%d.attn_output.weight" // merged Wo
+
+// --- `convert llm`: the bind GGUF: bind network + what the per-layer injection needs -----------
+// Injection (fixtures README §6.2): for each of the last query_layer layers l, with j = l - (n_layer -
+// query_layer): a = bind(e) + prefix[:, j]; u = Wv_base·a, per head h scaled by tanh(gate[h, j]),
+// added to the attention output before Wo. Wv_base is NOT stored: the LLM GGUF holds only the merged
+// Wv, and Wv_base·a = Wv_merged·a − B·(A·a) with the wv LoRA factors below (no second model copy).
+#define IBL_ARCH_BIND              "imagebind-llm-bind"
+#define IBL_KEY_BIND_INPUT_DIM     "imagebind-llm-bind.input_dim"            // u32: bridge in = encoder out_embed_dim
+#define IBL_KEY_BIND_EMBED_DIM     "imagebind-llm-bind.embedding_length"     // u32: bridge width = LLM dim
+#define IBL_KEY_BIND_FFN_DIM       "imagebind-llm-bind.feed_forward_length"  // u32: bridge block hidden
+#define IBL_KEY_BIND_BLOCK_COUNT   "imagebind-llm-bind.block_count"          // u32: bridge blocks (3)
+#define IBL_KEY_BIND_NORM_EPS      "imagebind-llm-bind.norm_eps"             // f32: bridge norm eps (RMSNorm 1e-6, LayerNorm 1e-5)
+#define IBL_KEY_BIND_BRIDGE        "imagebind-llm-bind.bridge"               // string: "rmsnorm" | "layernorm" (beta: + biases)
+#define IBL_KEY_BIND_QUERY_LAYER   "imagebind-llm-bind.query_layer"          // u32: injected layers = the last query_layer
+#define IBL_KEY_BIND_HEAD_COUNT    "imagebind-llm-bind.head_count"           // u32
+#define IBL_KEY_BIND_HEAD_COUNT_KV "imagebind-llm-bind.head_count_kv"        // u32
+#define IBL_KEY_BIND_WV_LORA_RANK  "imagebind-llm-bind.wv_lora_rank"         // u32: 0 = no wv LoRA tensors
+#define IBL_KEY_BIND_LLM_BLOCK_COUNT "imagebind-llm-bind.llm.block_count"    // u32: pairing checks with the LLM
+#define IBL_KEY_BIND_LLM_EMBED_DIM "imagebind-llm-bind.llm.embedding_length" // u32
+#define IBL_KEY_BIND_LLM_VOCAB_SIZE "imagebind-llm-bind.llm.vocab_size"      // u32
+
+// Tensor names ("%d": bridge block 0..2, or the LLM layer index l as in "blk.<l>"); ggml order.
+#define IBL_TN_BIND_PROJ           "bind.proj.%s"              // weight [input_dim, dim], bias [dim]
+#define IBL_TN_BIND_NORM           "bind.blk.%d.norm.%s"       // weight [dim] (+ bias [dim] for "layernorm")
+#define IBL_TN_BIND_F1             "bind.blk.%d.f1.%s"         // weight [dim, hidden] (+ bias [hidden] for "layernorm")
+#define IBL_TN_BIND_F2             "bind.blk.%d.f2.%s"         // weight [hidden, dim] (+ bias [dim])
+#define IBL_TN_BIND_F3             "bind.blk.%d.f3.%s"         // weight [dim, hidden] (+ bias [hidden])
+#define IBL_TN_INJ_PREFIX          "inject.prefix"             // [dim, query_layer]: column j = prefix of layer n_layer-query_layer+j
+#define IBL_TN_INJ_GATE            "inject.gate"               // [n_head, query_layer]: raw gates (tanh at run time)
+#define IBL_TN_INJ_WV_LORA_A       "inject.blk.%d.wv_lora_a"   // [dim, rank]   = lora_wv_l1 (A)
+#define IBL_TN_INJ_WV_LORA_B       "inject.blk.%d.wv_lora_b"   // [rank, dim_v] = lora_wv_l2 (B)
