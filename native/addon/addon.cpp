@@ -10,6 +10,7 @@ static Napi::Object ibl_addon_init(Napi::Env env, Napi::Object exports) {
     ibl_init_system(env, exports);
     ibl_init_gguf(env, exports);
     ibl_init_encoder(env, exports);
+    ibl_init_llm(env, exports);
     return exports;
 }
 

@@ -1,0 +1,289 @@
+#include "ibl_llm.h"
+#include "ibl_error.h"
+#include "ibl_gguf.h"
+
+#include "gguf.h"
+
+#include <algorithm>
+#include <cstring>
+
+ibl_llm::~ibl_llm() {
+    if (model) llama_model_free(model);
+}
+
+std::unique_ptr<ibl_llm> ibl_llm_load(const std::string & path, const ibl_llm_params & params) {
+    ibl_log_init();
+    // Check the file ourselves first: llama.cpp only logs why it refuses a file.
+    bool f32_weights = false;
+    {
+        gguf_context * g = ibl_gguf_open(path, nullptr);
+        const std::string arch = ibl_gguf_str(g, path, "general.architecture", false, "");
+        try {
+            if (arch == "llama") f32_weights = ibl_gguf_int(g, path, "general.file_type", false, 1, 0, 1 << 20) == 0;
+        } catch (...) {
+            gguf_free(g);
+            throw;
+        }
+        gguf_free(g);
+        if (arch != "llama") {
+            ibl_throw("ERR_MODEL_WRONG_TYPE", "%s: not an ImageBind-LLM language model: general.architecture is '%s', expected 'llama'%s",
+                      path.c_str(), arch.c_str(),
+                      arch == "imagebind" ? " (this is the encoder)" : arch == "imagebind-llm-bind" ? " (this is the bind file)" : "");
+        }
+    }
+    llama_model_params mp = llama_model_default_params();
+    mp.n_gpu_layers = params.device == "cpu" ? 0 : params.n_gpu_layers;
+    ibl_log_clear_last_error();
+    llama_model * model = llama_model_load_from_file(path.c_str(), mp);
+    if (!model) {
+        const std::string why = ibl_log_last_error();
+        ibl_throw("ERR_MODEL_INVALID", "%s: llama.cpp could not load the model%s%s", path.c_str(), why.empty() ? "" : ": ", why.c_str());
+    }
+    auto llm = std::make_unique<ibl_llm>();
+    llm->path        = path;
+    llm->model       = model;
+    llm->vocab       = llama_model_get_vocab(model);
+    llm->n_embd      = llama_model_n_embd(model);
+    llm->n_layer     = llama_model_n_layer(model);
+    llm->n_head      = llama_model_n_head(model);
+    llm->n_vocab     = llama_vocab_n_tokens(llm->vocab);
+    llm->n_ctx_train = llama_model_n_ctx_train(model);
+    llm->n_threads   = params.n_threads > 0 ? params.n_threads : 4;
+    llm->f32_weights = f32_weights;
+    return llm;
+}
+
+std::vector<llama_token> ibl_llm_tokenize(const ibl_llm & llm, const std::string & text, bool add_bos) {
+    if (text.size() > (1u << 26)) ibl_throw("ERR_INVALID_ARG", "prompt of %zu bytes is too long", text.size());
+    std::vector<llama_token> out(text.size() + 8);
+    int n = llama_tokenize(llm.vocab, text.data(), (int32_t) text.size(), out.data(), (int32_t) out.size(), add_bos, false);
+    if (n < 0) {
+        out.resize(-n);
+        n = llama_tokenize(llm.vocab, text.data(), (int32_t) text.size(), out.data(), (int32_t) out.size(), add_bos, false);
+    }
+    if (n < 0) ibl_throw("ERR_TOKENIZE", "tokenization failed");
+    out.resize(n);
+    return out;
+}
+
+// Replaces invalid UTF-8 sequences by U+FFFD, as SentencePiece's decoder does.
+static std::string sanitize_utf8(const std::string & s) {
+    std::string out;
+    size_t i = 0;
+    while (i < s.size()) {
+        const unsigned char c = s[i];
+        int len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+        bool ok = len > 0 && i + len <= s.size();
+        for (int k = 1; ok && k < len; ++k) ok = ((unsigned char) s[i + k] >> 6) == 0x2;
+        if (ok) {
+            out.append(s, i, len);
+            i += len;
+        } else {
+            out += "\xEF\xBF\xBD";
+            ++i;
+        }
+    }
+    return out;
+}
+
+std::string ibl_llm_detokenize(const ibl_llm & llm, const std::vector<llama_token> & ids) {
+    if (ids.empty()) return "";
+    std::string out(ids.size() * 8 + 16, '\0');
+    int n = llama_detokenize(llm.vocab, ids.data(), (int32_t) ids.size(), out.data(), (int32_t) out.size(), false, false);
+    if (n < 0) {
+        out.resize(-n);
+        n = llama_detokenize(llm.vocab, ids.data(), (int32_t) ids.size(), out.data(), (int32_t) out.size(), false, false);
+    }
+    out.resize(std::max(n, 0));
+    return sanitize_utf8(out);
+}
+
+// --- session ------------------------------------------------------------------------------------
+
+static bool abort_cb(void * data) {
+    const auto * flag = (const std::atomic<bool> *) data;
+    return flag && flag->load();
+}
+
+ibl_llm_session::ibl_llm_session(const ibl_llm & llm, const ibl_session_params & sp) : llm_(llm), n_batch_(std::max(1, sp.n_batch)) {
+    const int n_ctx = sp.n_ctx;
+    llama_context_params cp = llama_context_default_params();
+    cp.n_ctx           = (uint32_t) std::max(16, n_ctx);
+    cp.n_batch         = (uint32_t) n_batch_;
+    const bool exact = llm.f32_weights;
+    const std::string kv = sp.kv_type == "auto" ? (exact ? "f32" : "f16") : sp.kv_type;
+    if (kv != "f32" && kv != "f16") ibl_throw("ERR_INVALID_ARG", "kv cache type must be auto, f32 or f16 (got '%s')", sp.kv_type.c_str());
+    cp.type_k = cp.type_v = kv == "f32" ? GGML_TYPE_F32 : GGML_TYPE_F16;
+    if (sp.flash_attn == "on") cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_ENABLED;
+    else if (sp.flash_attn == "off" || (sp.flash_attn == "auto" && exact)) cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    else if (sp.flash_attn != "auto") ibl_throw("ERR_INVALID_ARG", "flash attention must be auto, on or off (got '%s')", sp.flash_attn.c_str());
+    cp.n_ubatch        = cp.n_batch;
+    cp.n_seq_max       = 1;
+    cp.n_threads       = llm.n_threads;
+    cp.n_threads_batch = llm.n_threads;
+    cp.no_perf         = true;
+    ibl_log_clear_last_error();
+    ctx_ = llama_init_from_model(llm.model, cp);
+    if (!ctx_) {
+        const std::string why = ibl_log_last_error();
+        ibl_throw("ERR_OUT_OF_MEMORY", "%s: cannot create a context of %d tokens%s%s", llm.path.c_str(), n_ctx, why.empty() ? "" : ": ", why.c_str());
+    }
+}
+
+ibl_llm_session::~ibl_llm_session() {
+    if (ctx_) llama_free(ctx_);
+}
+
+int ibl_llm_session::n_ctx() const { return (int) llama_n_ctx(ctx_); }
+
+void ibl_llm_session::set_injection(const std::vector<float> & d) {
+    if (!d.empty() && d.size() != (size_t) llm_.n_embd * llm_.n_layer) {
+        ibl_throw("ERR_INVALID_ARG", "injection has %zu values, the model needs %d layers × %d", d.size(), llm_.n_layer, llm_.n_embd);
+    }
+    const int rc = d.empty() ? llama_set_layer_injection(ctx_, nullptr, 0, 0)
+                             : llama_set_layer_injection(ctx_, d.data(), llm_.n_embd, llm_.n_layer);
+    if (rc != 0) ibl_throw("ERR_INVALID_ARG", "llama.cpp refused the injection vectors");
+    injection_ = d;
+}
+
+void ibl_llm_session::eval(const std::vector<llama_token> & tokens, const std::atomic<bool> * abort_flag) {
+    if (tokens.empty()) return;
+    if (n_past_ + (int) tokens.size() > n_ctx()) {
+        ibl_throw("ERR_CONTEXT_FULL", "%zu more tokens do not fit in the context (%d of %d used)", tokens.size(), n_past_, n_ctx());
+    }
+    for (llama_token t : tokens) {
+        if (t < 0 || t >= llm_.n_vocab) ibl_throw("ERR_INVALID_ARG", "token id %d out of range", t);
+    }
+    llama_set_abort_callback(ctx_, abort_cb, (void *) abort_flag);
+    for (size_t i = 0; i < tokens.size(); i += n_batch_) {
+        const int n = (int) std::min<size_t>(n_batch_, tokens.size() - i);
+        llama_batch batch = llama_batch_get_one(const_cast<llama_token *>(tokens.data() + i), n);
+        const int rc = llama_decode(ctx_, batch);
+        if (rc != 0) {
+            llama_set_abort_callback(ctx_, nullptr, nullptr);
+            // A failed or aborted decode may leave part of the batch in the KV cache: drop it.
+            llama_memory_seq_rm(llama_get_memory(ctx_), 0, n_past_, -1);
+            have_logits_ = false;
+            if (abort_flag && abort_flag->load()) ibl_throw("ERR_ABORTED", "generation aborted");
+            ibl_throw("ERR_DECODE", "llama_decode failed (%d)", rc);
+        }
+        n_past_ += n;
+        history_.insert(history_.end(), tokens.begin() + i, tokens.begin() + i + n);
+    }
+    llama_set_abort_callback(ctx_, nullptr, nullptr);
+    have_logits_ = true;
+}
+
+std::vector<float> ibl_llm_session::last_logits() const {
+    if (!have_logits_) ibl_throw("ERR_INVALID_STATE", "no logits: evaluate a prompt first");
+    const float * l = llama_get_logits_ith(ctx_, -1);
+    return std::vector<float>(l, l + llm_.n_vocab);
+}
+
+void ibl_llm_session::reset() {
+    llama_memory_clear(llama_get_memory(ctx_), true);
+    n_past_ = 0;
+    history_.clear();
+    have_logits_ = false;
+}
+
+static llama_sampler * make_sampler(const ibl_sampling & s, int n_vocab) {
+    llama_sampler * chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
+    if (s.repeat_penalty != 1.0f) {
+        llama_sampler_chain_add(chain, llama_sampler_init_penalties(n_vocab, s.repeat_last_n, s.repeat_penalty, 0.0f, 0.0f));
+    }
+    if (s.temperature <= 0.0f) {
+        llama_sampler_chain_add(chain, llama_sampler_init_greedy());
+        return chain;
+    }
+    // Upstream divides by the temperature before taking the top-p nucleus (sample_top_p on softmax(l/T)).
+    llama_sampler_chain_add(chain, llama_sampler_init_temp(s.temperature));
+    if (s.top_k > 0) llama_sampler_chain_add(chain, llama_sampler_init_top_k(s.top_k));
+    if (s.top_p < 1.0f) llama_sampler_chain_add(chain, llama_sampler_init_top_p(s.top_p, 1));
+    llama_sampler_chain_add(chain, llama_sampler_init_dist(s.seed));
+    return chain;
+}
+
+// Length of the longest prefix of s that is complete UTF-8 (an incomplete tail waits for more bytes).
+static size_t complete_utf8(const std::string & s) {
+    size_t i = s.size();
+    for (int back = 0; back < 4 && i > 0; ++back) {
+        const unsigned char c = s[i - 1];
+        if ((c >> 6) != 0x2) {  // a lead or ASCII byte
+            const size_t need = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 1;
+            return (s.size() - (i - 1)) >= need ? s.size() : i - 1;
+        }
+        --i;
+    }
+    return s.size();
+}
+
+ibl_generate_result ibl_llm_session::generate(const ibl_generate_params & p,
+                                              const std::function<bool(const std::string &, llama_token)> & on_text,
+                                              const std::atomic<bool> * abort_flag) {
+    if (!have_logits_) ibl_throw("ERR_INVALID_STATE", "generate: evaluate a prompt first");
+    ibl_generate_result res;
+    llama_sampler * smpl = make_sampler(p.sampling, llm_.n_vocab);
+    struct guard { llama_sampler * s; ~guard() { llama_sampler_free(s); } } g{smpl};
+    // Penalties look at what the session already holds.
+    for (llama_token t : history_) llama_sampler_accept(smpl, t);
+
+    std::string emitted;   // text already handed to on_text
+    res.stop_reason = "length";
+    for (int step = 0; step < p.max_tokens; ++step) {
+        if (abort_flag && abort_flag->load()) ibl_throw("ERR_ABORTED", "generation aborted");
+        if (p.keep_step_logits) {
+            const float * l = llama_get_logits_ith(ctx_, -1);
+            res.step_logits.insert(res.step_logits.end(), l, l + llm_.n_vocab);
+        }
+        const llama_token tok = llama_sampler_sample(smpl, ctx_, -1);
+        if (llama_vocab_is_eog(llm_.vocab, tok)) {
+            res.stop_reason = "eos";
+            break;
+        }
+        res.tokens.push_back(tok);
+        const std::string text = ibl_llm_detokenize(llm_, res.tokens);
+        // Stop strings: cut the text at the first one and end.
+        size_t cut = std::string::npos;
+        for (const auto & s : p.stop) {
+            if (s.empty()) continue;
+            const size_t at = text.find(s, emitted.size() > s.size() ? emitted.size() - s.size() : 0);
+            if (at != std::string::npos && at < cut) cut = at;
+        }
+        const std::string visible = cut == std::string::npos ? text : text.substr(0, cut);
+        // Hold back a tail that could still become a stop string or an incomplete UTF-8 sequence.
+        size_t hold = 0;
+        if (cut == std::string::npos) {
+            for (const auto & s : p.stop) {
+                for (size_t k = std::min(s.size() - 1, visible.size()); k > hold; --k) {
+                    if (visible.compare(visible.size() - k, k, s, 0, k) == 0) { hold = k; break; }
+                }
+            }
+        }
+        const size_t ready = std::min(complete_utf8(visible), visible.size() - hold);
+        if (ready > emitted.size() && visible.compare(0, emitted.size(), emitted) == 0) {
+            const std::string piece = visible.substr(emitted.size(), ready - emitted.size());
+            emitted = visible.substr(0, ready);
+            if (on_text && !on_text(piece, tok)) { res.stop_reason = "stop"; break; }
+        }
+        if (cut != std::string::npos) {
+            res.stop_reason = "stop";
+            res.text = visible;
+            break;
+        }
+        if (n_past_ + 1 > n_ctx()) { res.stop_reason = "context"; break; }
+        eval({tok}, abort_flag);
+    }
+    if (res.text.empty()) res.text = ibl_llm_detokenize(llm_, res.tokens);
+    if (res.stop_reason == "stop") {
+        // Keep only the text before the stop string.
+        for (const auto & s : p.stop) {
+            const size_t at = s.empty() ? std::string::npos : res.text.find(s);
+            if (at != std::string::npos) res.text = res.text.substr(0, at);
+        }
+    }
+    if (on_text && res.text.size() > emitted.size() && res.text.compare(0, emitted.size(), emitted) == 0) {
+        on_text(res.text.substr(emitted.size()), -1);
+    }
+    return res;
+}

@@ -1,0 +1,104 @@
+// The LLaMA side of ImageBind-LLM on llama.cpp: a loaded model, and sessions (one llama_context each)
+// that evaluate prompts, sample, stream tokens and carry their own injection vectors.
+#pragma once
+
+#include "llama.h"
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+struct ibl_llm_params {
+    int         n_gpu_layers = 0;   // layers offloaded to a GPU backend (when the build has one)
+    int         n_threads    = 4;
+    std::string device;             // "" / "auto": llama.cpp's default; "cpu": no offload
+};
+
+struct ibl_llm {
+    std::string         path;
+    llama_model *       model = nullptr;
+    const llama_vocab * vocab = nullptr;
+    int n_embd = 0, n_layer = 0, n_head = 0, n_vocab = 0, n_ctx_train = 0;
+    int n_threads = 4;
+    bool f32_weights = false;  // general.file_type 0: sessions then default to exact f32 attention
+    ~ibl_llm();
+};
+
+// Loads an LLM GGUF (architecture `llama`). Errors name the file: missing, not GGUF, another kind of
+// GGUF (an encoder or a bind file), or llama.cpp's refusal.
+std::unique_ptr<ibl_llm> ibl_llm_load(const std::string & path, const ibl_llm_params & params);
+
+std::vector<llama_token> ibl_llm_tokenize(const ibl_llm & llm, const std::string & text, bool add_bos);
+// SentencePiece-style decoding of ids (leading space of the first piece removed; invalid UTF-8 → U+FFFD).
+std::string ibl_llm_detokenize(const ibl_llm & llm, const std::vector<llama_token> & ids);
+
+struct ibl_sampling {
+    float    temperature    = 0.1f;   // ≤ 0: greedy (argmax)
+    float    top_p          = 0.75f;
+    int      top_k          = 0;      // 0: off (upstream samples from the top-p nucleus only)
+    float    repeat_penalty = 1.0f;   // 1: off
+    int      repeat_last_n  = 64;
+    uint32_t seed           = 0xFFFFFFFFu;  // LLAMA_DEFAULT_SEED: random
+};
+
+struct ibl_generate_params {
+    int                      max_tokens = 256;
+    ibl_sampling             sampling;
+    std::vector<std::string> stop;        // stop strings (not included in the text)
+    bool                     keep_step_logits = false;
+};
+
+struct ibl_generate_result {
+    std::vector<llama_token> tokens;       // generated ids (the stop token / strings excluded)
+    std::string              text;
+    std::string              stop_reason;  // "eos", "stop", "length", "context"
+    std::vector<float>       step_logits;  // with keep_step_logits: one row of n_vocab per step
+};
+
+struct ibl_session_params {
+    int n_ctx   = 2048;
+    int n_batch = 512;
+    // KV cache type and flash attention: "auto" picks f32 KV and no flash attention for an f32 model
+    // (exact parity with the reference), f16 KV and llama.cpp's default otherwise.
+    std::string kv_type    = "auto";   // "auto", "f32", "f16"
+    std::string flash_attn = "auto";   // "auto", "on", "off"
+};
+
+class ibl_llm_session {
+public:
+    ibl_llm_session(const ibl_llm & llm, const ibl_session_params & params);
+    ~ibl_llm_session();
+    ibl_llm_session(const ibl_llm_session &) = delete;
+    ibl_llm_session & operator=(const ibl_llm_session &) = delete;
+
+    // The per-layer vectors (n_layer × n_embd) added after attention for every token; empty clears.
+    void set_injection(const std::vector<float> & d);
+    bool has_injection() const { return !injection_.empty(); }
+
+    // Evaluates tokens after what the session already holds (multi-turn: the KV cache is kept).
+    void eval(const std::vector<llama_token> & tokens, const std::atomic<bool> * abort_flag = nullptr);
+    // Logits of the last evaluated token.
+    std::vector<float> last_logits() const;
+
+    // Samples up to max_tokens. on_text(piece) gets complete UTF-8 text as it is produced; returning
+    // false stops generation.
+    ibl_generate_result generate(const ibl_generate_params & p, const std::function<bool(const std::string &, llama_token)> & on_text,
+                                 const std::atomic<bool> * abort_flag = nullptr);
+
+    void reset();  // forget everything (KV cache, history)
+    int  n_past() const { return n_past_; }
+    int  n_ctx() const;
+    const std::vector<llama_token> & history() const { return history_; }
+
+private:
+    const ibl_llm &          llm_;
+    llama_context *          ctx_ = nullptr;
+    int                      n_batch_;
+    int                      n_past_ = 0;
+    std::vector<llama_token> history_;
+    std::vector<float>       injection_;
+    bool                     have_logits_ = false;
+};

@@ -1,0 +1,44 @@
+#include "ibl_mmllm.h"
+#include "ibl_error.h"
+
+std::unique_ptr<ibl_mmllm> ibl_mmllm_load(const ibl_mmllm_paths & paths, const ibl_llm_params & params) {
+    auto m = std::make_unique<ibl_mmllm>();
+    if (paths.bind.empty()) ibl_throw("ERR_INVALID_ARG", "a bind file (<prefix>-bind.gguf) is needed next to the model");
+    m->llm = ibl_llm_load(paths.llm, params);
+    m->bind = ibl_bind_load(paths.bind, paths.llm, params.n_threads);
+    if (m->bind->llm_n_vocab != m->llm->n_vocab) {
+        ibl_throw("ERR_MODEL_MISMATCH", "%s was converted for a vocabulary of %d tokens, but %s has %d", paths.bind.c_str(),
+                  m->bind->llm_n_vocab, paths.llm.c_str(), m->llm->n_vocab);
+    }
+    if (!paths.cache.empty()) {
+        ibl_knn_params kp;
+        kp.n_threads = params.n_threads;
+        m->cache = ibl_knn_load(paths.cache, kp);
+        if (m->cache->dim != m->bind->input_dim) {
+            ibl_throw("ERR_MODEL_MISMATCH", "%s holds %lld-d features, but the bind network takes %d-d embeddings", paths.cache.c_str(),
+                      (long long) m->cache->dim, m->bind->input_dim);
+        }
+    }
+    return m;
+}
+
+ibl_visual ibl_mmllm_visual(ibl_mmllm & m, const std::vector<std::vector<float>> & embeddings, const std::vector<float> & weights,
+                            const ibl_knn_blend_params * cache) {
+    ibl_visual r;
+    for (const auto & e : embeddings) {
+        if ((int) e.size() != m.bind->input_dim) {
+            ibl_throw("ERR_MODEL_MISMATCH", "the encoder gives %zu-d embeddings, but the bind network %s takes %d-d", e.size(),
+                      m.bind->path.c_str(), m.bind->input_dim);
+        }
+    }
+    r.mixed = ibl_mix_embeddings(embeddings, weights);
+    r.blended = r.mixed;
+    if (cache) {
+        if (!m.cache) ibl_throw("ERR_INVALID_ARG", "cache-enhanced inference needs a cache (--cache <cache.gguf>)");
+        std::lock_guard<std::mutex> lock(m.cache_mu);
+        r.blended = ibl_knn_blend(*m.cache, r.mixed.data(), *cache, &r.hits);
+    }
+    r.visual = m.bind->visual(r.blended);
+    r.injection = m.bind->injection(r.visual);
+    return r;
+}

@@ -1,0 +1,38 @@
+// Our llama.cpp changes live as patches in native/patches, applied at build time to the pinned source.
+// This fails loudly when one stops applying to the pinned commit (or the tree drifts from it).
+import test from 'ava';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { pkg, root } from './helpers/paths.mjs';
+
+const llama = path.join(root, 'deps', 'llama.cpp');
+const patchDir = path.join(root, 'native', 'patches');
+const patches = fs.readdirSync(patchDir).filter((f) => f.endsWith('.patch')).sort().map((f) => path.join(patchDir, f));
+const git = (args, cwd) => execFileSync('git', args, { cwd, encoding: 'utf8', stdio: 'pipe' });
+
+test('every patch applies cleanly to a pristine checkout of the pinned llama.cpp commit', (t) => {
+  t.true(patches.length >= 1, 'the injection hook patch is there');
+  const wt = fs.mkdtempSync(path.join(os.tmpdir(), 'ibl-llama-pristine-'));
+  fs.rmSync(wt, { recursive: true });
+  git(['worktree', 'add', '--detach', wt, pkg.imagebindLlm.llamaCppSource.commit], llama);
+  t.teardown(() => git(['worktree', 'remove', '--force', wt], llama));
+  for (const p of patches) {
+    try {
+      git(['apply', '--check', p], wt);
+      git(['apply', p], wt);
+      t.pass(path.basename(p));
+    } catch (e) {
+      t.fail(`${path.basename(p)} no longer applies to llama.cpp ${pkg.imagebindLlm.llamaCppSource.commit}:\n${e.stderr || e.message}`);
+    }
+  }
+});
+
+test('the source we build is the pinned commit plus exactly our patches', (t) => {
+  t.is(git(['rev-parse', 'HEAD'], llama).trim(), pkg.imagebindLlm.llamaCppSource.commit);
+  for (const p of [...patches].reverse()) t.notThrows(() => git(['apply', '--check', '--reverse', p], llama), `${path.basename(p)} is applied`);
+  const changed = git(['diff', '--name-only'], llama).trim().split('\n').filter(Boolean).sort();
+  const touched = [...new Set(patches.flatMap((p) => [...fs.readFileSync(p, 'utf8').matchAll(/^\+\+\+ b\/(.+)$/gm)].map((m) => m[1])))].sort();
+  t.deepEqual(changed, touched);
+});
