@@ -14,6 +14,10 @@ test('imagebind-llm demo builds a random-weight model set and runs every modalit
   }
   t.is(out.embeddings.find((e) => e.kind === 'video').clips, 15);
   t.is(out.embeddings.find((e) => e.kind === 'audio').clips, 3);
+  // ImageBind-LLM end to end on the demo's random LLaMA: an answer was generated with the injection.
+  t.true(out.ask.tokens.length > 0 && out.ask.tokens.length <= 16);
+  t.true(out.ask.promptTokens > 10);
+  t.is(typeof out.ask.text, 'string');
   // A second run reuses what the first built.
   const again = JSON.parse(execFileSync(process.execPath, [cliPath, 'demo', '--dir', dir, '--json'], { encoding: 'utf8' }));
   t.deepEqual(again.embeddings[0].embedding, out.embeddings[0].embedding);

@@ -389,6 +389,7 @@ program
     const log = (m: string) => process.stderr.write(`${m}\n`);
     const demo = await buildDemo(opts.dir, log);
     const enc = await ImageBindEncoder.load(demo.encoder, { threads: opts.threads });
+    const llm = await ImageBindLLM.load({ model: demo.llm, bind: demo.bind, encoder: enc, threads: opts.threads });
     try {
       const res = await enc.embed(demo.inputs);
       const texts = res.filter((r) => r.kind === 'text');
@@ -396,18 +397,30 @@ program
         kind: r.kind, input: r.input, clips: r.clips, embedding: Array.from(r.embedding),
         zeroShot: Object.fromEntries(zeroShot(r.embedding, texts.map((t) => t.embedding)).map((p, i) => [texts[i]!.input, p])),
       }));
+      // The whole ImageBind-LLM path: an image and a sound, mixed, bound, injected, answered.
+      const question = 'What is in this picture?';
+      const answer = await llm.ask(question, {
+        inputs: demo.inputs.filter((i) => i.kind === 'image' || i.kind === 'audio').slice(0, 2) as AskInput[],
+        temperature: 0, maxTokens: 16, onToken: opts.json ? undefined : undefined,
+      });
       if (opts.json) {
-        printJson({ label: DEMO_LABEL, encoder: demo.encoder, embeddings: rows, texts: texts.map((t) => ({ text: t.input, embedding: Array.from(t.embedding) })) });
+        printJson({
+          label: DEMO_LABEL, encoder: demo.encoder, llm: demo.llm, bind: demo.bind, embeddings: rows,
+          texts: texts.map((t) => ({ text: t.input, embedding: Array.from(t.embedding) })),
+          ask: { question, text: answer.text, tokens: answer.tokens, promptTokens: answer.promptTokens.length, stopReason: answer.stopReason },
+        });
         return;
       }
       console.log(`*** ${DEMO_LABEL}: the numbers below show that every stage runs, not what the inputs mean ***`);
-      console.log(`encoder ${demo.encoder}`);
+      console.log(`encoder ${demo.encoder}\nllm     ${demo.llm}\nbind    ${demo.bind}`);
       for (const r of res) console.log(`${r.kind.padEnd(7)} ${path.basename(r.input)}${r.clips > 1 ? ` (${r.clips} clips)` : ''}: ${preview(r.embedding, 4)}`);
       for (const r of rows) {
         const best = Object.entries(r.zeroShot).sort((a, b) => b[1] - a[1])[0]!;
         console.log(`zero-shot ${path.basename(r.input)} → "${best[0]}" (${(100 * best[1]).toFixed(1)}%)`);
       }
+      console.log(`ask (image + sound injected): "${question}" → ${JSON.stringify(answer.text)} (${answer.tokens.length} tokens, random weights)`);
     } finally {
+      llm.dispose();
       enc.dispose();
     }
   });

@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { packageRoot } from './binding';
 import { convertImagebind } from './convert/imagebind';
+import { convertLlm } from './convert/llm';
 import type { EmbedInput } from './encoder';
 import { findFfmpeg } from './ffmpeg';
 
@@ -34,8 +35,14 @@ export const DEMO_CONFIG = {
 export interface DemoSet {
   dir: string;
   encoder: string;
+  /** The demo LLM: <prefix>-llm.gguf and <prefix>-bind.gguf (RANDOM weights). */
+  llm: string;
+  bind: string;
   inputs: EmbedInput[];
 }
+
+/** A tiny LLaMA (random weights) whose bind network takes the demo encoder's 32-d embeddings. */
+export const DEMO_LLAMA = { dim: 64, n_layers: 2, n_heads: 4, multiple_of: 32, norm_eps: 1e-6, vocab_size: 600, imagebind_out_dim: 32, lora_rank: 4 };
 
 export function defaultDemoDir(): string {
   const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
@@ -102,5 +109,14 @@ export async function buildDemo(dir = defaultDemoDir(), log: (msg: string) => vo
     await convertImagebind(ckpt, encoder, { config: DEMO_CONFIG, type: 'f16', name: DEMO_LABEL });
     fs.rmSync(ckpt, { force: true });
   }
-  return { dir, encoder, inputs: await makeMedia(dir) };
+  const prefix = path.join(dir, 'demo-llama-RANDOM');
+  if (!fs.existsSync(`${prefix}-llm.gguf`) || !fs.existsSync(`${prefix}-bind.gguf`)) {
+    log(`building a tiny demo LLaMA + adapter with RANDOM weights in ${dir}`);
+    const src = path.join(dir, 'demo-llama-src');
+    const gen = await importEsm(pathToFileURL(path.join(packageRoot, 'scripts', 'lib', 'random-llama.mjs')).href);
+    const r = await (gen.writeRandomLlama as (d: string, c: unknown) => Promise<{ llamaDir: string; adapter: string }>)(src, DEMO_LLAMA);
+    await convertLlm({ llamaDir: r.llamaDir, adapter: r.adapter, outPrefix: prefix, type: 'f16', name: DEMO_LABEL });
+    fs.rmSync(src, { recursive: true, force: true });
+  }
+  return { dir, encoder, llm: `${prefix}-llm.gguf`, bind: `${prefix}-bind.gguf`, inputs: await makeMedia(dir) };
 }
