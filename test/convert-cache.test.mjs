@@ -8,6 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { cliPath, fixtures, libIndex, root, tmpDir } from './helpers/paths.mjs';
 import { assertClose, manifest, readNpy, tinyA } from './helpers/fixtures.mjs';
+import { halfToFloat } from './helpers/numeric.mjs';
 
 const require = createRequire(import.meta.url);
 const ibl = require(libIndex);
@@ -27,15 +28,6 @@ function readFaiss(file) {
   return { fourcc: b.toString('latin1', 0, 4), d, n, floats, bytes: b };
 }
 const faiss = readFaiss(indexPath);
-
-function halfToFloat(h) {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
 
 /** The values of a cache tensor, read from the file at the offset inspectGguf reports. */
 function tensorValues(file, info) {

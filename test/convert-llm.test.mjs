@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import { cliPath, libIndex, root, tmpDir } from './helpers/paths.mjs';
 import { manifest, tinyA } from './helpers/fixtures.mjs';
 import { writeTorchCheckpoint, tensor, ordered } from '../scripts/lib/torch-writer.mjs';
+import { halfToFloat } from './helpers/numeric.mjs';
 
 const require = createRequire(import.meta.url);
 const ibl = require(libIndex);
@@ -34,15 +35,6 @@ const R = adapterConfig.lora_rank;
 const Q = adapterConfig.query_layer;
 const BIND_HIDDEN = adapterConfig.bridge_hidden;
 const IN = adapterConfig.imagebind_out_dim;
-
-function halfToFloat(h) {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
 
 /** A tensor's values read from the file (f32, f16, q8_0, q4_0 decoded here, independently of ggml). */
 function tensorValues(file, info, name) {

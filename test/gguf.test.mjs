@@ -4,25 +4,10 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { cliPath, libIndex, tmpDir } from './helpers/paths.mjs';
+import { halfToFloat, values } from './helpers/numeric.mjs';
 
 const require = createRequire(import.meta.url);
 const ibl = require(libIndex);
-
-// IEEE half → float, to check f16 tensor bytes independently of ggml.
-function halfToFloat(h) {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
-
-function values(n, seed) {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = Math.sin(seed + 0.731 * i) * (1 + (i % 7));
-  return a;
-}
 
 const META = [
   { key: 'general.architecture', type: 'string', value: 'test-arch' },

@@ -75,17 +75,22 @@ test('the converted LLM tokenizes every fixture prompt to the fixture ids', asyn
 test('mixed vector, kNN search and blend, bind network output (f32)', async (t) => {
   const llm = await load('f32');
   t.teardown(() => llm.dispose());
+  const lines = [];
+  const fmt = (c) => `cosine ${c.cosine.toFixed(8)}, max diff ${c.relDiff.toExponential(2)} of max`;
   for (const c of mmCases) {
     const { embeddings, weights } = await caseEmbeddings(llm, c);
     const plain = await llm.visualFromEmbeddings(embeddings, weights, false);
-    assertClose(t, plain.mixed, readNpy(fixturePath(c.expected.visual_in)).data, 'f32', `${c.name} visual_in`);
-    assertClose(t, plain.visual, readNpy(fixturePath(c.expected.visual)).data, 'f32', `${c.name} visual`);
+    const cin = assertClose(t, plain.mixed, readNpy(fixturePath(c.expected.visual_in)).data, 'f32', `${c.name} visual_in`);
+    const cv = assertClose(t, plain.visual, readNpy(fixturePath(c.expected.visual)).data, 'f32', `${c.name} visual`);
+    lines.push(`${c.name}: mixed ${fmt(cin)}; bind ${fmt(cv)}`);
     const k = c.expected.knn_search;
     const knn = await llm.visualFromEmbeddings(embeddings, weights, { k: k.cache_size, t: k.cache_t, weight: k.cache_weight });
     t.deepEqual(knn.hits.map((h) => h.index), k.indices, `${c.name} neighbours`);
     knn.hits.forEach((h, i) => t.true(Math.abs(h.score - k.sims[i]) < 1e-5, `${c.name} similarity ${i}`));
-    assertClose(t, knn.visual, readNpy(fixturePath(c.expected.visual_knn)).data, 'f32', `${c.name} visual_knn`);
+    const ck = assertClose(t, knn.visual, readNpy(fixturePath(c.expected.visual_knn)).data, 'f32', `${c.name} visual_knn`);
+    lines.push(`${c.name}: kNN neighbours identical; bind after blend ${fmt(ck)}`);
   }
+  t.log(lines.join('\n'));
 });
 
 for (const type of TYPES) {
@@ -131,7 +136,8 @@ test('text only: no injection, the plain fine-tuned model (logits and greedy tok
     const res = await s.ask(textOnly.prompt, { raw: true, temperature: 0, maxTokens: 12, logits: true });
     const greedy = JSON.parse(fs.readFileSync(fixturePath(textOnly.expected.greedy), 'utf8'));
     t.deepEqual(res.promptTokens, textOnly.prompt_tokens);
-    assertClose(t, res.logits, readNpy(fixturePath(textOnly.expected.logits)).data, TOL[type], `text_only logits (${type})`);
+    const cmp = assertClose(t, res.logits, readNpy(fixturePath(textOnly.expected.logits)).data, TOL[type], `text_only logits (${type})`);
+    t.log(`${type}: logits cosine ${cmp.cosine.toFixed(8)}, max diff ${cmp.relDiff.toExponential(2)} of max; tokens ${JSON.stringify(res.tokens) === JSON.stringify(greedy.tokens) ? 'identical' : 'differ'}`);
     if (type !== 'q8_0') t.deepEqual(res.tokens, greedy.tokens, `text_only greedy (${type})`);
     s.dispose();
     llm.dispose();

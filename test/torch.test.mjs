@@ -7,6 +7,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fixtures, libIndex, tmpDir } from './helpers/paths.mjs';
 import { writeTorchCheckpoint, tensor, storage, view, ordered, tuple, pyCall, f32ToF16, f32ToBf16 } from '../scripts/lib/torch-writer.mjs';
+import { halfToFloat, values } from './helpers/numeric.mjs';
 
 const require = createRequire(import.meta.url);
 const ibl = require(libIndex);
@@ -15,22 +16,6 @@ const tinyA = path.join(fixtures, 'tiny-a');
 const ibConfig = JSON.parse(fs.readFileSync(path.join(tinyA, 'imagebind.config.json'), 'utf8'));
 const adapterConfig = JSON.parse(fs.readFileSync(path.join(tinyA, 'adapter.config.json'), 'utf8'));
 const llamaParams = JSON.parse(fs.readFileSync(path.join(tinyA, 'llama', 'params.json'), 'utf8'));
-
-// IEEE half → float, independent of the reader's table.
-function halfToFloat(h) {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
-
-function values(n, seed) {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = Math.sin(seed + 0.731 * i) * (1 + (i % 7));
-  return a;
-}
 
 async function withCheckpoint(file, fn) {
   const ckpt = await ibl.openTorchCheckpoint(file);

@@ -215,12 +215,6 @@ static ibl_input read_input(Napi::Env env, Napi::Value v, uint32_t index) {
     return in;
 }
 
-static Napi::Float32Array to_f32_array(Napi::Env env, const std::vector<float> & v) {
-    Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
-    std::copy(v.begin(), v.end(), a.Data());
-    return a;
-}
-
 Napi::Value Encoder::embed(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     auto st = live(env);
@@ -265,9 +259,9 @@ Napi::Value Encoder::embed(const Napi::CallbackInfo & info) {
                 Napi::Object o = Napi::Object::New(e);
                 o.Set("modality", ibl_modality_get(res[i].mod).name);
                 o.Set("clips", res[i].n_clips);
-                o.Set("raw", to_f32_array(e, res[i].raw));
-                o.Set("scaled", to_f32_array(e, res[i].scaled));
-                o.Set("embedding", to_f32_array(e, res[i].unit));
+                o.Set("raw", ibl_f32_array(e, res[i].raw));
+                o.Set("scaled", ibl_f32_array(e, res[i].scaled));
+                o.Set("embedding", ibl_f32_array(e, res[i].unit));
                 out.Set(i, o);
             }
             return out;

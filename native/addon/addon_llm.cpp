@@ -16,12 +16,6 @@ struct session_state {
     std::mutex                       mu;
 };
 
-static Napi::Float32Array f32_array(Napi::Env env, const std::vector<float> & v) {
-    Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
-    std::copy(v.begin(), v.end(), a.Data());
-    return a;
-}
-
 static std::vector<float> read_f32(Napi::Env env, Napi::Value v, const char * what) {
     if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
         ibl_throw_type(env, std::string(what) + ": expected a Float32Array");
@@ -81,7 +75,7 @@ private:
 
     Napi::Value last_logits(const Napi::CallbackInfo & info) {
         auto st = live(info.Env());
-        return f32_array(info.Env(), ibl_call_js(info.Env(), [&] { std::lock_guard<std::mutex> l(st->mu); return st->s->last_logits(); }));
+        return ibl_f32_array(info.Env(), ibl_call_js(info.Env(), [&] { std::lock_guard<std::mutex> l(st->mu); return st->s->last_logits(); }));
     }
 
     // generate(options, onText?, abortToken?) → {tokens, text, stopReason, stepLogits?}
@@ -133,7 +127,7 @@ private:
                 o.Set("tokens", toks);
                 o.Set("text", r.text);
                 o.Set("stopReason", r.stop_reason);
-                if (!r.step_logits.empty()) o.Set("stepLogits", f32_array(e, r.step_logits));
+                if (!r.step_logits.empty()) o.Set("stepLogits", ibl_f32_array(e, r.step_logits));
                 return o;
             },
             release);
@@ -261,10 +255,10 @@ private:
             [st, embs, ws, cache] { return ibl_mmllm_visual(*st->m, *embs, *ws, cache.get()); },
             [](Napi::Env e, ibl_visual & r) -> Napi::Value {
                 Napi::Object o = Napi::Object::New(e);
-                o.Set("mixed", f32_array(e, r.mixed));
-                o.Set("blended", f32_array(e, r.blended));
-                o.Set("visual", f32_array(e, r.visual));
-                o.Set("injection", f32_array(e, r.injection));
+                o.Set("mixed", ibl_f32_array(e, r.mixed));
+                o.Set("blended", ibl_f32_array(e, r.blended));
+                o.Set("visual", ibl_f32_array(e, r.visual));
+                o.Set("injection", ibl_f32_array(e, r.injection));
                 Napi::Array hits = Napi::Array::New(e, r.hits.size());
                 for (size_t i = 0; i < r.hits.size(); ++i) {
                     Napi::Object h = Napi::Object::New(e);

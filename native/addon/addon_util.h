@@ -7,7 +7,9 @@
 
 #include <napi.h>
 
+#include <algorithm>
 #include <functional>
+#include <vector>
 #include <string>
 
 inline Napi::Error ibl_js_error(Napi::Env env, const std::string & code, const std::string & msg) {
@@ -78,6 +80,12 @@ private:
     R                       result_{};
     std::string             code_ = "ERR_NATIVE";
 };
+
+inline Napi::Float32Array ibl_f32_array(Napi::Env env, const std::vector<float> & v) {
+    Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
+    std::copy(v.begin(), v.end(), a.Data());
+    return a;
+}
 
 // Runs `fn` and converts a core exception thrown on the JS thread into a JS exception.
 template <typename F>

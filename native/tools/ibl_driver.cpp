@@ -4,11 +4,23 @@
 //   ibl-driver info                 versions, backends, devices, CPU features
 //   ibl-driver inspect <file.gguf>  metadata keys and tensor table
 //   ibl-driver selftest <dir>       writes a GGUF through the core writer, reads it back, checks it
+//   ibl-driver encode <encoder.gguf> <modality> <input.npy> [device]
+//                                   runs one preprocessed input tensor (fixtures' inputs/*.npy layout)
+//                                   through an encoder; prints the raw head output (parity checks on GPUs)
+//   ibl-driver logits <llm.gguf> <bind.gguf> <prompt-file> [visual.npy] [device]
+//                                   the prompt's last-token logits, with the bind network's output for
+//                                   visual.npy injected (fixtures' llm_*_visual.npy), as JSON
 #include "ibl_error.h"
 #include "ibl_gguf.h"
 #include "ibl_system.h"
 
 #include "gguf.h"
+#include "ibl_npy.h"
+#include "encoder/ibl_encoder.h"
+#include "ibl_mmllm.h"
+
+#include <fstream>
+#include <sstream>
 
 #include <cmath>
 #include <cstdio>
@@ -99,6 +111,55 @@ static int cmd_selftest(const std::string & dir) {
     return ok ? 0 : 1;
 }
 
+static void print_json_array(const std::vector<float> & v) {
+    printf("[");
+    for (size_t i = 0; i < v.size(); ++i) printf("%s%.9g", i ? "," : "", v[i]);
+    printf("]\n");
+}
+
+static int cmd_encode(const std::string & gguf, const std::string & modality, const std::string & npy, const std::string & device) {
+    ibl_model_params mp;
+    mp.device = device;
+    auto model = ibl_model_load(gguf, mp);
+    const ibl_modality mod = ibl_modality_from_name(modality);
+    if (mod == IBL_MOD_COUNT) ibl_throw("ERR_INVALID_ARG", "unknown modality '%s'", modality.c_str());
+    const ibl_npy in = ibl_npy_load(npy);
+    ibl_encoder_batch b;
+    b.mod = mod;
+    const int64_t item = ibl_encoder_item_size(*model, mod);
+    if (mod == IBL_MOD_TEXT) for (int64_t v : in.to_i64()) b.ids.push_back((int32_t) v);
+    else b.data = in.to_f32();
+    if (mod == IBL_MOD_VISION && in.shape.size() == 4) {
+        // Images [B, 3, H, W] become 2-frame clips by repeating the frame (as upstream).
+        const int64_t C = in.shape[1], HW = in.shape[2] * in.shape[3];
+        std::vector<float> rep;
+        for (int64_t i = 0; i < in.shape[0]; ++i)
+            for (int64_t c = 0; c < C; ++c)
+                for (int fr = 0; fr < model->vision.frames; ++fr) rep.insert(rep.end(), b.data.begin() + (i * C + c) * HW, b.data.begin() + (i * C + c + 1) * HW);
+        b.data = rep;
+    }
+    b.n = (int) ((mod == IBL_MOD_TEXT ? b.ids.size() : b.data.size()) / item);
+    fprintf(stderr, "device %s, %d item(s)\n", model->device_name.c_str(), b.n);
+    print_json_array(ibl_encode(*model, b));
+    return 0;
+}
+
+static int cmd_logits(const std::string & llm, const std::string & bind, const std::string & prompt_file, const std::string & visual_npy,
+                      const std::string & device) {
+    ibl_llm_params lp;
+    lp.device = device;
+    lp.n_gpu_layers = 999;
+    auto m = ibl_mmllm_load({llm, bind, ""}, lp);
+    std::ifstream f(prompt_file);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    ibl_llm_session s(*m->llm, ibl_session_params{});
+    if (!visual_npy.empty()) s.set_injection(m->bind->injection(ibl_npy_load(visual_npy).to_f32()));
+    s.eval(ibl_llm_tokenize(*m->llm, ss.str(), true));
+    print_json_array(s.last_logits());
+    return 0;
+}
+
 int main(int argc, char ** argv) {
     ibl_log_init();
     const std::string cmd = argc > 1 ? argv[1] : "";
@@ -106,10 +167,13 @@ int main(int argc, char ** argv) {
         if (cmd == "info") return cmd_info();
         if (cmd == "inspect" && argc > 2) return cmd_inspect(argv[2]);
         if (cmd == "selftest" && argc > 2) return cmd_selftest(argv[2]);
+        if (cmd == "encode" && argc > 4) return cmd_encode(argv[2], argv[3], argv[4], argc > 5 ? argv[5] : "auto");
+        if (cmd == "logits" && argc > 4) return cmd_logits(argv[2], argv[3], argv[4], argc > 5 ? argv[5] : "", argc > 6 ? argv[6] : "auto");
     } catch (const ibl_error & e) {
         fprintf(stderr, "error [%s]: %s\n", e.code.c_str(), e.what());
         return 1;
     }
-    fprintf(stderr, "usage: ibl-driver info | inspect <file.gguf> | selftest <dir>\n");
+    fprintf(stderr, "usage: ibl-driver info | inspect <file.gguf> | selftest <dir> | encode <encoder.gguf> <modality> <input.npy> [device]\n"
+                    "       | logits <llm.gguf> <bind.gguf> <prompt-file> [visual.npy] [device]\n");
     return 2;
 }
