@@ -5,7 +5,7 @@ import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { cliPath, libIndex, root, tmpDir } from './helpers/paths.mjs';
-import { assets, assertClose, caseByName, fixturePath, manifest, readNpy, tinyA } from './helpers/fixtures.mjs';
+import { assets, assertClose, caseByName, fixturePath, imageToClip, manifest, readNpy, tinyA } from './helpers/fixtures.mjs';
 
 const require = createRequire(import.meta.url);
 const ibl = require(libIndex);
@@ -79,12 +79,7 @@ test('the same cases through the JS API with raw tensors: head output and embedd
     const c = caseByName(name);
     const input = readNpy(fixturePath(c.input));
     let data = input.data;
-    if (c.modality === 'vision') {
-      // The model's vision input is a 2-frame clip: repeat the image.
-      const [, C, H, W] = input.shape;
-      data = new Float32Array(C * 2 * H * W);
-      for (let ch = 0; ch < C; ch++) for (let f = 0; f < 2; f++) data.set(input.data.subarray(ch * H * W, (ch + 1) * H * W), (ch * 2 + f) * H * W);
-    }
+    if (c.modality === 'vision') data = imageToClip(input.data, input.shape);
     const [r] = await enc.embed([{ kind: 'tensor', modality: c.modality, tensor: { data, shape: [data.length] } }], { raw: true });
     assertClose(t, r.raw, readNpy(fixturePath(c.expected_prenorm)).data, 'f32', `${name} head output`);
     assertClose(t, r.scaled, readNpy(fixturePath(c.expected)).data, 'f32', `${name} embedding`);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { cliPath, libIndex, tmpDir } from './helpers/paths.mjs';
-import { assertClose, caseByName, compare, fixturePath, manifest, readNpy, tinyA } from './helpers/fixtures.mjs';
+import { assertClose, caseByName, compare, fixturePath, imageToClip, manifest, readNpy, tinyA } from './helpers/fixtures.mjs';
 
 const require = createRequire(import.meta.url);
 const ibl = require(libIndex);
@@ -46,11 +46,7 @@ async function caseEmbeddings(llm, c) {
         data = new Float32Array(x.data.length * reps);
         for (let r = 0; r < reps; r++) data.set(x.data, r * x.data.length);
       }
-      if (inp.imagebind_modality === 'vision' && x.shape.length === 4) {
-        const [, C, H, W] = x.shape;
-        data = new Float32Array(C * 2 * H * W);
-        for (let ch = 0; ch < C; ch++) for (let f = 0; f < 2; f++) data.set(x.data.subarray(ch * H * W, (ch + 1) * H * W), (ch * 2 + f) * H * W);
-      }
+      if (inp.imagebind_modality === 'vision' && x.shape.length === 4) data = imageToClip(x.data, x.shape);
       if (inp.imagebind_modality === 'point') {
         const [r] = await enc.embed([{ kind: 'point', path: path.join(tinyA, '..', 'assets', 'airplane.npy') }]);
         out.push(r.embedding);

@@ -84,21 +84,12 @@ ibl_image_norm vision_norm(const ibl_model & model) {
     return n;
 }
 
-// One image → one 2-frame clip (the frame repeated): [3, frames, S, S].
-std::vector<float> image_to_clip(const std::vector<float> & chw, int S, int frames) {
-    std::vector<float> out;
-    out.reserve(chw.size() * frames);
-    const size_t plane = (size_t) S * S;
-    for (int c = 0; c < 3; ++c)
-        for (int f = 0; f < frames; ++f) out.insert(out.end(), chw.begin() + c * plane, chw.begin() + (c + 1) * plane);
-    return out;
-}
-
 ibl_prepared prepare_image(const ibl_model & model, const ibl_input & in) {
     const int S = model.vision.image_size;
     const ibl_image_u8 img = ibl_image_decode(in.bytes.data(), in.bytes.size(), in.what);
     ibl_prepared p;
-    p.data = image_to_clip(ibl_image_preprocess(img, S, vision_norm(model)), S, model.vision.frames);
+    const std::vector<float> chw = ibl_image_preprocess(img, S, vision_norm(model));
+    p.data = ibl_images_to_clips(chw.data(), 1, 3, (int64_t) S * S, model.vision.frames);
     return p;
 }
 

@@ -52,6 +52,11 @@ ibl_gguf_info ibl_gguf_inspect(const std::string & path);
 // Opens a GGUF for reading with the same checks; the caller owns the result (gguf_free).
 gguf_context * ibl_gguf_open(const std::string & path, struct ggml_context ** tensors_ctx);
 
+// Reads the data of every tensor of `g` that `ctx` holds and that is allocated in a backend buffer
+// (host buffers are read into directly, others through a staging copy); tensors `ctx` lacks or that
+// are not allocated are skipped. Throws ERR_GGUF_TRUNCATED naming the file and tensor.
+void ibl_gguf_load_tensor_data(const std::string & path, const gguf_context * g, struct ggml_context * ctx);
+
 // Type names as the CLI and metadata spell them: "f32", "f16", "q8_0", "q4_0", "q4_k", ...
 ggml_type ibl_ggml_type_from_name(const std::string & name);  // throws ERR_INVALID_ARG
 

@@ -2,6 +2,7 @@
 #include "ibl_error.h"
 
 #include "gguf.h"
+#include "ggml-backend.h"
 
 #include <cerrno>
 #include <cstring>
@@ -312,4 +313,30 @@ std::vector<std::string> ibl_gguf_str_array(const gguf_context * ctx, const std:
     out.reserve(n);
     for (size_t i = 0; i < n; ++i) out.push_back(gguf_get_arr_str(ctx, id, i));
     return out;
+}
+
+void ibl_gguf_load_tensor_data(const std::string & path, const gguf_context * g, struct ggml_context * ctx) {
+    FILE * f = fopen(path.c_str(), "rb");
+    if (!f) ibl_throw("ERR_FILE_READ", "%s: cannot open: %s", path.c_str(), strerror(errno));
+    std::vector<uint8_t> staging;
+    const uint64_t data_offset = gguf_get_data_offset(g);
+    for (int64_t i = 0; i < gguf_get_n_tensors(g); ++i) {
+        ggml_tensor * t = ggml_get_tensor(ctx, gguf_get_tensor_name(g, i));
+        if (!t || !t->buffer) continue;
+        const size_t n = ggml_nbytes(t);
+        const uint64_t off = data_offset + gguf_get_tensor_offset(g, i);
+#ifdef _WIN32
+        const int rc = _fseeki64(f, (long long) off, SEEK_SET);
+#else
+        const int rc = fseeko(f, (off_t) off, SEEK_SET);
+#endif
+        const bool host = ggml_backend_buffer_is_host(t->buffer);
+        uint8_t * dst = host ? (uint8_t *) t->data : (staging.resize(n), staging.data());
+        if (rc != 0 || fread(dst, 1, n, f) != n) {
+            fclose(f);
+            ibl_throw("ERR_GGUF_TRUNCATED", "%s: cannot read tensor '%s'", path.c_str(), t->name);
+        }
+        if (!host) ggml_backend_tensor_set(t, dst, 0, n);
+    }
+    fclose(f);
 }

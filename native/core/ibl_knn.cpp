@@ -114,23 +114,7 @@ void bind_tensors_mapped(ibl_knn & knn, ibl_knn_impl & im, uint64_t file_size) {
 void read_tensors(ibl_knn & knn, ibl_knn_impl & im) {
     im.buf_w = ggml_backend_alloc_ctx_tensors_from_buft(im.ctx_w, ggml_backend_cpu_buffer_type());
     if (!im.buf_w) ibl_throw("ERR_OUT_OF_MEMORY", "%s: cannot allocate %zu bytes for the cache", knn.path.c_str(), knn.features_bytes);
-    FILE * f = fopen(knn.path.c_str(), "rb");
-    if (!f) ibl_throw("ERR_FILE_READ", "%s: cannot open: %s", knn.path.c_str(), strerror(errno));
-    const size_t data_offset = gguf_get_data_offset(im.gguf);
-    for (int64_t i = 0; i < gguf_get_n_tensors(im.gguf); ++i) {
-        ggml_tensor * t = ggml_get_tensor(im.ctx_w, gguf_get_tensor_name(im.gguf, i));
-        if (!t || !t->data) continue;
-#ifdef _WIN32
-        const int rc = _fseeki64(f, (long long) (data_offset + gguf_get_tensor_offset(im.gguf, i)), SEEK_SET);
-#else
-        const int rc = fseeko(f, (off_t) (data_offset + gguf_get_tensor_offset(im.gguf, i)), SEEK_SET);
-#endif
-        if (rc != 0 || fread(t->data, 1, ggml_nbytes(t), f) != ggml_nbytes(t)) {
-            fclose(f);
-            ibl_throw("ERR_GGUF_TRUNCATED", "%s: cannot read tensor '%s'", knn.path.c_str(), t->name);
-        }
-    }
-    fclose(f);
+    ibl_gguf_load_tensor_data(knn.path, im.gguf, im.ctx_w);
 }
 
 ggml_tensor * get_chunk_tensor(const ibl_knn & knn, ggml_context * ctx, const std::string & name, bool features, int64_t rows) {

@@ -60,16 +60,7 @@ void test_encoder(ibl_test & t) {
                 n_clips = (int) in.shape[1];  // (B, clips, ...)
             }
             if (mod == IBL_MOD_VISION && dims == 4) {
-                // A single image [B, 3, H, W] becomes a 2-frame clip by repeating it.
-                const int64_t C = in.shape[1], HW = in.shape[2] * in.shape[3];
-                std::vector<float> rep;
-                for (int64_t b = 0; b < in.shape[0]; ++b)
-                    for (int64_t ch = 0; ch < C; ++ch)
-                        for (int f = 0; f < model->vision.frames; ++f) {
-                            const float * src = batch.data.data() + (b * C + ch) * HW;
-                            rep.insert(rep.end(), src, src + HW);
-                        }
-                batch.data = rep;
+                batch.data = ibl_images_to_clips(batch.data.data(), in.shape[0], in.shape[1], in.shape[2] * in.shape[3], model->vision.frames);
             }
             batch.n = n_inputs * n_clips;
         }

@@ -130,13 +130,7 @@ static int cmd_encode(const std::string & gguf, const std::string & modality, co
     if (mod == IBL_MOD_TEXT) for (int64_t v : in.to_i64()) b.ids.push_back((int32_t) v);
     else b.data = in.to_f32();
     if (mod == IBL_MOD_VISION && in.shape.size() == 4) {
-        // Images [B, 3, H, W] become 2-frame clips by repeating the frame (as upstream).
-        const int64_t C = in.shape[1], HW = in.shape[2] * in.shape[3];
-        std::vector<float> rep;
-        for (int64_t i = 0; i < in.shape[0]; ++i)
-            for (int64_t c = 0; c < C; ++c)
-                for (int fr = 0; fr < model->vision.frames; ++fr) rep.insert(rep.end(), b.data.begin() + (i * C + c) * HW, b.data.begin() + (i * C + c + 1) * HW);
-        b.data = rep;
+        b.data = ibl_images_to_clips(b.data.data(), in.shape[0], in.shape[1], in.shape[2] * in.shape[3], model->vision.frames);
     }
     b.n = (int) ((mod == IBL_MOD_TEXT ? b.ids.size() : b.data.size()) / item);
     fprintf(stderr, "device %s, %d item(s)\n", model->device_name.c_str(), b.n);

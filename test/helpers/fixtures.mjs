@@ -59,3 +59,11 @@ export function assertClose(t, got, exp, tol, what) {
   }
   return c;
 }
+
+/** An image input [1, C, H, W] as the vision model's 2-frame clip (the frame repeated, as upstream). */
+export function imageToClip(data, shape) {
+  const [, C, H, W] = shape;
+  const out = new Float32Array(C * 2 * H * W);
+  for (let ch = 0; ch < C; ch++) for (let f = 0; f < 2; f++) out.set(data.subarray(ch * H * W, (ch + 1) * H * W), (ch * 2 + f) * H * W);
+  return out;
+}

@@ -166,6 +166,15 @@ std::vector<float> ibl_patchify(const float * x, int C, int T, int H, int W, con
     return out;
 }
 
+std::vector<float> ibl_images_to_clips(const float * x, int64_t n, int64_t C, int64_t hw, int frames) {
+    std::vector<float> out;
+    out.reserve((size_t) (n * C * hw * frames));
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t c = 0; c < C; ++c)
+            for (int f = 0; f < frames; ++f) out.insert(out.end(), x + (i * C + c) * hw, x + (i * C + c + 1) * hw);
+    return out;
+}
+
 int64_t ibl_encoder_item_size(const ibl_model & model, ibl_modality mod) {
     switch (mod) {
         case IBL_MOD_TEXT: return model.text.context_len;

@@ -36,6 +36,10 @@ int64_t ibl_encoder_item_size(const ibl_model & model, ibl_modality mod);
 void ibl_postprocess(const ibl_model & model, ibl_modality mod, const float * raw, int n_clips, int out_dim,
                      std::vector<float> & raw_mean, std::vector<float> & embedding);
 
+// Images [n, C, H·W] → clips [n, C, frames, H·W]: upstream feeds a single image to the video stem as
+// its frame repeated.
+std::vector<float> ibl_images_to_clips(const float * x, int64_t n, int64_t C, int64_t hw, int frames);
+
 // Im2col for conv stems whose stride ≤ kernel: input [C, T, H, W] → patches [P][C·kt·kh·kw] with the
 // PyTorch weight flattening order (c, dt, dy, dx) and patches row-major over the output grid.
 std::vector<float> ibl_patchify(const float * x, int C, int T, int H, int W, const std::vector<int> & kernel,

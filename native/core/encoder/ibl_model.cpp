@@ -271,31 +271,6 @@ ggml_backend_dev_t pick_device(const std::string & want, const std::string & fil
     return d;
 }
 
-void load_weights_data(ibl_model & model, const gguf_context * g) {
-    FILE * f = fopen(model.path.c_str(), "rb");
-    if (!f) ibl_throw("ERR_FILE_READ", "%s: cannot open: %s", model.path.c_str(), strerror(errno));
-    std::vector<uint8_t> staging;
-    const size_t data_offset = gguf_get_data_offset(g);
-    const bool host = ggml_backend_buffer_is_host(model.buf_w);
-    for (int64_t i = 0; i < gguf_get_n_tensors(g); ++i) {
-        ggml_tensor * t = ggml_get_tensor(model.ctx_w, gguf_get_tensor_name(g, i));
-        if (!t || !t->buffer) continue;
-        const size_t n = ggml_nbytes(t);
-#ifdef _WIN32
-        const int rc = _fseeki64(f, (long long) (data_offset + gguf_get_tensor_offset(g, i)), SEEK_SET);
-#else
-        const int rc = fseeko(f, (off_t) (data_offset + gguf_get_tensor_offset(g, i)), SEEK_SET);
-#endif
-        uint8_t * dst = host ? (uint8_t *) t->data : (staging.resize(n), staging.data());
-        if (rc != 0 || fread(dst, 1, n, f) != n) {
-            fclose(f);
-            ibl_throw("ERR_GGUF_TRUNCATED", "%s: cannot read tensor '%s'", model.path.c_str(), t->name);
-        }
-        if (!host) ggml_backend_tensor_set(t, dst, 0, n);
-    }
-    fclose(f);
-}
-
 }  // namespace
 
 std::unique_ptr<ibl_model> ibl_model_load(const std::string & path, const ibl_model_params & params) {
@@ -353,6 +328,6 @@ std::unique_ptr<ibl_model> ibl_model_load(const std::string & path, const ibl_mo
     if (!model->buf_w) ibl_throw("ERR_OUT_OF_MEMORY", "%s: cannot allocate the weights on %s", path.c_str(), model->device_name.c_str());
     ggml_backend_buffer_set_usage(model->buf_w, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
     model->weights_bytes = ggml_backend_buffer_get_size(model->buf_w);
-    load_weights_data(*model, g);
+    ibl_gguf_load_tensor_data(path, g, model->ctx_w);
     return model;
 }

@@ -115,23 +115,6 @@ static ggml_tensor * need(ggml_context * ctx, const std::string & file, const st
     return t;
 }
 
-// Loads every tensor of a small GGUF into a CPU buffer.
-static void load_all(const std::string & path, gguf_context * g, ggml_context * ctx, ggml_backend_t backend, ggml_backend_buffer_t * buf) {
-    *buf = ggml_backend_alloc_ctx_tensors(ctx, backend);
-    if (!*buf) ibl_throw("ERR_OUT_OF_MEMORY", "%s: cannot allocate the bind weights", path.c_str());
-    FILE * f = fopen(path.c_str(), "rb");
-    if (!f) ibl_throw("ERR_FILE_READ", "%s: cannot open", path.c_str());
-    for (int64_t i = 0; i < gguf_get_n_tensors(g); ++i) {
-        ggml_tensor * t = ggml_get_tensor(ctx, gguf_get_tensor_name(g, i));
-        const size_t off = gguf_get_data_offset(g) + gguf_get_tensor_offset(g, i);
-        if (fseek(f, (long) off, SEEK_SET) != 0 || fread(t->data, 1, ggml_nbytes(t), f) != ggml_nbytes(t)) {
-            fclose(f);
-            ibl_throw("ERR_GGUF_TRUNCATED", "%s: cannot read tensor '%s'", path.c_str(), t->name);
-        }
-    }
-    fclose(f);
-}
-
 std::unique_ptr<ibl_bind> ibl_bind_load(const std::string & bind_path, const std::string & llm_path, int n_threads) {
     auto bind = std::make_unique<ibl_bind>();
     bind->path = bind_path;
@@ -188,7 +171,9 @@ std::unique_ptr<ibl_bind> ibl_bind_load(const std::string & bind_path, const std
         im.prefix = need(im.ctx_bind, bind_path, IBL_TN_INJ_PREFIX, {D, Q});
         im.gate   = need(im.ctx_bind, bind_path, IBL_TN_INJ_GATE, {bind->n_head, Q});
     }
-    load_all(bind_path, g, im.ctx_bind, im.backend, &im.buf_bind);
+    im.buf_bind = ggml_backend_alloc_ctx_tensors(im.ctx_bind, im.backend);
+    if (!im.buf_bind) ibl_throw("ERR_OUT_OF_MEMORY", "%s: cannot allocate the bind weights", bind_path.c_str());
+    ibl_gguf_load_tensor_data(bind_path, g, im.ctx_bind);
 
     // The LLM file: check the pairing, then map its Wv / Wo.
     gguf_context * gl = ibl_gguf_open(llm_path, &im.ctx_llm);
@@ -238,18 +223,8 @@ std::unique_ptr<ibl_bind> ibl_bind_load(const std::string & bind_path, const std
             ggml_free(im.ctx_llm);
             im.ctx_llm = sub;
             im.buf_llm = ggml_backend_alloc_ctx_tensors(sub, im.backend);
-            FILE * f = fopen(llm_path.c_str(), "rb");
-            if (!f) ibl_throw("ERR_FILE_READ", "%s: cannot open", llm_path.c_str());
-            for (auto & L : im.layers) {
-                for (ggml_tensor * t : {L.wv, L.wo}) {
-                    const size_t off = data_off + gguf_get_tensor_offset(gl, gguf_find_tensor(gl, t->name));
-                    if (fseek(f, (long) off, SEEK_SET) != 0 || fread(t->data, 1, ggml_nbytes(t), f) != ggml_nbytes(t)) {
-                        fclose(f);
-                        ibl_throw("ERR_GGUF_TRUNCATED", "%s: cannot read tensor '%s'", llm_path.c_str(), t->name);
-                    }
-                }
-            }
-            fclose(f);
+            if (!im.buf_llm) ibl_throw("ERR_OUT_OF_MEMORY", "%s: cannot allocate Wv/Wo", llm_path.c_str());
+            ibl_gguf_load_tensor_data(llm_path, gl, sub);
         }
     }
     return bind;
