@@ -73,7 +73,7 @@ for (const type of ['f32', 'f16', 'q8_0']) {
 }
 
 test('the same cases through the JS API with raw tensors: head output and embedding at f32', async (t) => {
-  const enc = await ibl.loadEncoder(gguf.f32, { threads: 2 });
+  const enc = await ibl.loadEncoder(gguf.f32, { threads: 1 });
   t.teardown(() => enc.dispose());
   for (const name of ['vision_dog_image', 'depth_car', 'imu_walk', 'audio_car_audio']) {
     const c = caseByName(name);
@@ -107,7 +107,7 @@ const SOURCES = [
 
 for (const type of ['f32', 'f16', 'q8_0']) {
   test(`end to end from the source files at ${type}`, async (t) => {
-    const enc = await ibl.loadEncoder(gguf[type], { threads: 2 });
+    const enc = await ibl.loadEncoder(gguf[type], { threads: 1 });
     t.teardown(() => enc.dispose());
     const res = await enc.embed(SOURCES.map(([kind, file]) => ({ kind, path: path.join(assets, file) })), { raw: true });
     const lines = [];
@@ -128,7 +128,7 @@ for (const type of ['f32', 'f16', 'q8_0']) {
 
 test('text through the CLIP tokenizer: every fixture string, both truncation modes', async (t) => {
   const c = caseByName('text');
-  const enc = await ibl.loadEncoder(gguf.f32, { threads: 2 });
+  const enc = await ibl.loadEncoder(gguf.f32, { threads: 1 });
   t.teardown(() => enc.dispose());
   const exp = readNpy(fixturePath(c.expected)).data;
   const D = exp.length / c.strings.length;
@@ -145,7 +145,7 @@ test('text through the CLIP tokenizer: every fixture string, both truncation mod
 });
 
 test('buffers work like paths, and one call batches inputs of several modalities', async (t) => {
-  const enc = await ibl.loadEncoder(gguf.f32, { threads: 2 });
+  const enc = await ibl.loadEncoder(gguf.f32, { threads: 1 });
   t.teardown(() => enc.dispose());
   const [a, b, c] = await enc.embed([
     { kind: 'image', path: path.join(assets, 'car_image.png') },
@@ -158,7 +158,7 @@ test('buffers work like paths, and one call batches inputs of several modalities
 });
 
 test('bad inputs are clear JS errors naming the file, and the process stays alive', async (t) => {
-  const enc = await ibl.loadEncoder(gguf.f32, { threads: 2 });
+  const enc = await ibl.loadEncoder(gguf.f32, { threads: 1 });
   t.teardown(() => enc.dispose());
   const bad = tmpDir('ibl-bad-');
   const f = (name, bytes) => { const p = path.join(bad, name); fs.writeFileSync(p, bytes); return p; };

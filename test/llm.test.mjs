@@ -29,12 +29,12 @@ test.before(async () => {
 });
 
 async function load(type, withCache = true) {
-  return ibl.ImageBindLLM.load({ model: files[type].llm, bind: files[type].bind, cache: withCache ? files.cache : undefined, encoder: files.encoder, threads: 2 });
+  return ibl.ImageBindLLM.load({ model: files[type].llm, bind: files[type].bind, cache: withCache ? files.cache : undefined, encoder: files.encoder, threads: 1 });
 }
 
 // The ImageBind embeddings of a case's inputs, from the fixture input tensors (the fixtures' e_i).
 async function caseEmbeddings(llm, c) {
-  const enc = await ibl.loadEncoder(files.encoder, { threads: 2 });
+  const enc = await ibl.loadEncoder(files.encoder, { threads: 1 });
   try {
     const out = [];
     for (const inp of c.inputs) {
@@ -208,7 +208,7 @@ test('bad model files and mismatches are clear errors', async (t) => {
 test('CLI ask: --json with text, tokens, promptTokens and --logits; streaming text without --json', (t) => {
   const c = mmCases[0];
   const img = path.join(tinyA, '..', 'assets', 'dog_image.png');
-  const base = ['ask', '--encoder', files.encoder, '--model', files.f32.llm, '--bind', files.f32.bind, '--image', img, '--temperature', '0', '--max-tokens', '12', '--threads', '2'];
+  const base = ['ask', '--encoder', files.encoder, '--model', files.f32.llm, '--bind', files.f32.bind, '--image', img, '--temperature', '0', '--max-tokens', '12', '--threads', '1'];
   const out = JSON.parse(execFileSync(process.execPath, [cliPath, ...base, '--json', '--logits', c.instruction], { encoding: 'utf8' }));
   t.deepEqual(out.promptTokens, c.prompt_tokens);
   const greedy = JSON.parse(fs.readFileSync(fixturePath(c.expected.greedy), 'utf8'));
@@ -218,6 +218,6 @@ test('CLI ask: --json with text, tokens, promptTokens and --logits; streaming te
   const text = execFileSync(process.execPath, [cliPath, ...base, c.instruction], { encoding: 'utf8' });
   t.is(text.trim(), greedy.no_knn.text.trim());
   const err = t.throws(() => execFileSync(process.execPath, [cliPath, 'ask', '--model', files.f32.llm, '--bind', files.f32.bind, '--image', img, 'hi'], { encoding: 'utf8', stdio: 'pipe' }));
-  t.is(err.status, 1);
-  t.regex(err.stderr, /need an encoder/);
+  t.is(err.status, 2);
+  t.regex(err.stderr, /--image needs --encoder/);
 });

@@ -2,7 +2,7 @@
 // puts it and, when it cannot load it, says which file is missing or for which platform it was built.
 import fs from 'node:fs';
 import path from 'node:path';
-import { ImagebindError } from './errors';
+import { ImageBindError } from './errors';
 import type { NativeAddon } from './native';
 
 export const packageRoot = path.resolve(__dirname, '..');
@@ -56,7 +56,7 @@ export function binaryTarget(file: string): BinaryTarget | null {
 export function loadAddonFrom(candidates: string[]): NativeAddon {
   const found = candidates.find((p) => fs.existsSync(p));
   if (!found) {
-    throw new ImagebindError(
+    throw new ImageBindError(
       'ERR_ADDON_NOT_FOUND',
       `imagebind-llm: the native addon is missing. Looked for:\n  ${candidates.join('\n  ')}\n` +
         `Build it with \`npm run build:native\` in ${packageRoot} (needs CMake, a C++17 compiler and git), ` +
@@ -66,7 +66,7 @@ export function loadAddonFrom(candidates: string[]): NativeAddon {
   }
   const target = binaryTarget(found);
   if (target && (target.platform !== process.platform || (target.arch && target.arch !== process.arch))) {
-    throw new ImagebindError(
+    throw new ImageBindError(
       'ERR_ADDON_PLATFORM',
       `imagebind-llm: ${found} was built for ${target.platform}${target.arch ? '-' + target.arch : ''}, ` +
         `but this is ${process.platform}-${process.arch}. Rebuild it here with \`npm run build:native\`.`,
@@ -77,7 +77,7 @@ export function loadAddonFrom(candidates: string[]): NativeAddon {
     return require(found) as NativeAddon;
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
-    throw new ImagebindError('ERR_ADDON_LOAD', `imagebind-llm: cannot load ${found}: ${msg}`, { cause: e });
+    throw new ImageBindError('ERR_ADDON_LOAD', `imagebind-llm: cannot load ${found}: ${msg}`, { cause: e });
   }
 }
 
@@ -89,6 +89,8 @@ export function addon(): NativeAddon {
     const candidates = addonCandidates();
     const a = loadAddonFrom(candidates);
     cached = { addon: a, path: candidates.find((p) => fs.existsSync(p))! };
+    // process.exit() joins the native thread pool: running encodes and generations must stop first.
+    process.once('exit', () => a.stopJobs?.());
   }
   return cached.addon;
 }

@@ -4,7 +4,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { addon } from './binding';
-import { ImagebindError } from './errors';
+import { withAbortToken } from './abort';
+import { AbortError, ImageBindError, throwIfAborted } from './errors';
+import { checkDevice, checkInt, checkThreads } from './options';
 import { decodeAudio, decodeVideoClips } from './media';
 import type { Modality } from './keys';
 
@@ -46,10 +48,14 @@ export interface Embedding {
 }
 
 export interface EncoderLoadOptions {
-  /** CPU threads for the graphs (default: 4). */
+  /** CPU threads for the graphs (default: the cores this process may use; `threadLimits()`). */
   threads?: number;
   /** "auto" (a GPU when the build has one, else CPU), "cpu", or a ggml device name. */
   device?: string;
+  /** Stops the load (AbortError). */
+  signal?: AbortSignal;
+  /** Called with the fraction of the weights read (0 … 1). */
+  onProgress?: (fraction: number) => void;
 }
 
 export interface EncoderInfo {
@@ -89,19 +95,15 @@ const KIND_MODALITY: Record<InputKind, Modality> = {
   image: 'vision', video: 'vision', audio: 'audio', text: 'text', depth: 'depth', thermal: 'thermal', imu: 'imu', point: 'point',
 };
 
-function abortError(): ImagebindError {
-  return new ImagebindError('ABORT_ERR', 'The operation was aborted');
-}
-
 async function readInput(p: string, signal?: AbortSignal): Promise<Uint8Array> {
   try {
     return await fs.readFile(p, { signal });
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    if (err.name === 'AbortError') throw abortError();
-    if (err.code === 'ENOENT') throw new ImagebindError('ERR_FILE_NOT_FOUND', `${p}: file not found`);
-    if (err.code === 'EISDIR') throw new ImagebindError('ERR_FILE_READ', `${p}: is a directory`);
-    throw new ImagebindError('ERR_FILE_READ', `${p}: ${err.message}`);
+    if (err.name === 'AbortError') throw new AbortError();
+    if (err.code === 'ENOENT') throw new ImageBindError('ERR_FILE_NOT_FOUND', `${p}: file not found`);
+    if (err.code === 'EISDIR') throw new ImageBindError('ERR_FILE_READ', `${p}: is a directory`);
+    throw new ImageBindError('ERR_FILE_READ', `${p}: ${err.message}`);
   }
 }
 
@@ -122,8 +124,11 @@ export class ImageBindEncoder {
 
   /** Loads an encoder GGUF (made by `imagebind-llm convert imagebind`) off the JS thread. */
   static async load(file: string, options: EncoderLoadOptions = {}): Promise<ImageBindEncoder> {
-    if (typeof file !== 'string' || !file) throw new ImagebindError('ERR_INVALID_ARG_TYPE', 'ImageBindEncoder.load: expected a .gguf path');
-    const native = (await addon().loadEncoder(file, { threads: options.threads ?? 4, device: options.device ?? 'auto' })) as NativeEncoder;
+    if (typeof file !== 'string' || !file) throw new ImageBindError('ERR_INVALID_ARG_TYPE', 'ImageBindEncoder.load: expected a .gguf path');
+    const threads = checkThreads(options.threads);
+    const device = checkDevice(options.device);
+    const native = await withAbortToken(options.signal, (token) =>
+      addon().loadEncoder(file, { threads, device }, token, options.onProgress)) as NativeEncoder;
     return new ImageBindEncoder(native, file);
   }
 
@@ -132,7 +137,7 @@ export class ImageBindEncoder {
   }
 
   #live(): NativeEncoder {
-    if (!this.#native) throw new ImagebindError('ERR_DISPOSED', `the encoder ${this.path} has been disposed`);
+    if (!this.#native) throw new ImageBindError('ERR_DISPOSED', `the encoder ${this.path} has been disposed`);
     return this.#native;
   }
 
@@ -145,11 +150,11 @@ export class ImageBindEncoder {
     const name = describe(input);
     if (input.kind === 'tensor') return { modality: input.modality, name, tensor: input.tensor };
     if (input.kind === 'text') {
-      if (typeof input.text !== 'string') throw new ImagebindError('ERR_INVALID_ARG_TYPE', 'text input: expected a string');
+      if (typeof input.text !== 'string') throw new ImageBindError('ERR_INVALID_ARG_TYPE', 'text input: expected a string');
       return { modality: 'text', name: input.text.slice(0, 80), text: input.text };
     }
     const modality = KIND_MODALITY[input.kind];
-    if (!modality) throw new ImagebindError('ERR_INVALID_ARG', `unknown input kind '${(input as { kind: string }).kind}'`);
+    if (!modality) throw new ImageBindError('ERR_INVALID_ARG', `unknown input kind '${(input as { kind: string }).kind}'`);
     const source = 'path' in input ? input.path : input.data;
     const ext = (input.format ?? path.extname(name).slice(1)).toLowerCase();
     if (input.kind === 'audio' && ext !== 'wav') {
@@ -169,7 +174,7 @@ export class ImageBindEncoder {
       return { modality, name, clips: decoded.clips.map((c) => c.frames.map((f) => ({ width, height, rgb: f.rgb }))) };
     }
     const bytes = 'path' in input ? await readInput(input.path, signal) : input.data;
-    if (!(bytes instanceof Uint8Array)) throw new ImagebindError('ERR_INVALID_ARG_TYPE', `${name}: data must be a Uint8Array`);
+    if (!(bytes instanceof Uint8Array)) throw new ImageBindError('ERR_INVALID_ARG_TYPE', `${name}: data must be a Uint8Array`);
     const format = input.format ?? (path.extname(name).slice(1).toLowerCase() || undefined);
     return { modality, name, bytes, format };
   }
@@ -177,23 +182,13 @@ export class ImageBindEncoder {
   /** Embeds inputs of any modalities; results come back in input order. */
   async embed(inputs: EmbedInput[], options: EmbedOptions = {}): Promise<Embedding[]> {
     const native = this.#live();
-    if (!Array.isArray(inputs)) throw new ImagebindError('ERR_INVALID_ARG_TYPE', 'embed: expected an array of inputs');
+    if (!Array.isArray(inputs)) throw new ImageBindError('ERR_INVALID_ARG_TYPE', 'embed: expected an array of inputs');
     const { signal } = options;
-    if (signal?.aborted) throw abortError();
+    checkInt(options.maxBatch, 'maxBatch', 1, 4096);
+    throwIfAborted(signal);
     const prepared = await Promise.all(inputs.map((i) => this.#prepare(i, signal)));
-    if (signal?.aborted) throw abortError();
-    const token = new (addon().AbortToken)();
-    const onAbort = () => token.abort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    let results: NativeEmbedding[];
-    try {
-      results = await native.embed(prepared, { truncation: options.truncation, maxBatch: options.maxBatch }, token, options.onProgress);
-    } catch (e) {
-      if ((e as { code?: string }).code === 'ERR_ABORTED') throw abortError();
-      throw e;
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-    }
+    const results = await withAbortToken(signal, (token) =>
+      native.embed(prepared, { truncation: options.truncation, maxBatch: options.maxBatch }, token, options.onProgress));
     return results.map((r, i) => {
       const input = inputs[i]!;
       const out: Embedding = { kind: input.kind, modality: r.modality, input: describe(input), embedding: r.embedding, clips: r.clips };
@@ -214,6 +209,10 @@ export class ImageBindEncoder {
   [Symbol.dispose](): void {
     this.dispose();
   }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
+  }
 }
 
 export function loadEncoder(file: string, options?: EncoderLoadOptions): Promise<ImageBindEncoder> {
@@ -222,7 +221,7 @@ export function loadEncoder(file: string, options?: EncoderLoadOptions): Promise
 
 /** Cosine similarity of two vectors. */
 export function cosineSimilarity(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) throw new ImagebindError('ERR_INVALID_ARG', `vectors of different lengths (${a.length} and ${b.length})`);
+  if (a.length !== b.length) throw new ImageBindError('ERR_INVALID_ARG', `vectors of different lengths (${a.length} and ${b.length})`);
   let dot = 0, na = 0, nb = 0;
   for (let i = 0; i < a.length; i++) {
     dot += a[i]! * b[i]!;

@@ -1,5 +1,6 @@
 // imagebind-llm public API.
-export { ImagebindError } from './errors';
+export { ImageBindError, ImagebindError, AbortError, isAbortError } from './errors';
+export { threadLimits } from './options';
 export { addonPath, addonCandidates, loadAddonFrom, binaryTarget } from './binding';
 export { versions, backends, systemInfo, setVerbose, installationInfo } from './system';
 export type { InstallationInfo, BackendInfo, DeviceInfo, NativeVersions } from './system';
@@ -17,4 +18,4 @@ export { convertCache, readFaissHeader, type ConvertCacheOptions, type ConvertCa
 export { ImageBindEncoder, loadEncoder, cosineSimilarity, similarityMatrix, zeroShot } from './encoder';
 export type { EmbedInput, EmbedOptions, Embedding, EncoderInfo, EncoderLoadOptions, InputKind } from './encoder';
 export { ImageBindLLM, ChatSession, loadLlm, formatPrompt } from './llm';
-export type { LlmLoadOptions, AskOptions, AskResult, AskInput, SamplingOptions, CacheOptions, VisualResult, LlmInfo } from './llm';
+export type { LlmLoadOptions, AskOptions, AskResult, AskTimings, AskInput, SamplingOptions, CacheOptions, VisualResult, LlmInfo, SessionOptions } from './llm';

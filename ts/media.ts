@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { findFfmpeg } from './ffmpeg';
-import { ImagebindError } from './errors';
+import { AbortError, ImageBindError, throwIfAborted } from './errors';
 
 /** A file path, or the file's bytes. */
 export type MediaInput = string | Uint8Array;
@@ -57,7 +57,7 @@ export async function decodeAudio(input: MediaInput, opts: MediaOptions = {}): P
 
 /** Parses ffmpeg's streamed float32 WAV (its size fields are placeholders: data runs to the end). */
 function parseFloatWav(buf: Buffer, label: string): DecodedAudio {
-  const bad = (why: string) => new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: ffmpeg's WAV output ${why}`);
+  const bad = (why: string) => new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: ffmpeg's WAV output ${why}`);
   if (buf.length < 12 || buf.toString('latin1', 0, 4) !== 'RIFF' || buf.toString('latin1', 8, 12) !== 'WAVE') {
     throw bad('has no RIFF/WAVE header');
   }
@@ -82,7 +82,7 @@ function parseFloatWav(buf: Buffer, label: string): DecodedAudio {
     throw bad(`is not float32 (format ${format}, ${bits} bits, ${channels} channels, ${sampleRate} Hz)`);
   }
   const frames = Math.floor((buf.length - pos) / (4 * channels));
-  if (frames === 0) throw new ImagebindError('ERR_AUDIO_EMPTY', `${label}: the audio stream decodes to zero samples`);
+  if (frames === 0) throw new ImageBindError('ERR_AUDIO_EMPTY', `${label}: the audio stream decodes to zero samples`);
   // Interleaved f32le (frames, channels) → one array per channel.
   const out = Array.from({ length: channels }, () => new Float32Array(frames));
   const aligned = (buf.byteOffset + pos) % 4 === 0 && os.endianness() === 'LE';
@@ -217,7 +217,7 @@ export async function decodeVideoClips(input: MediaInput, opts: VideoClipOptions
       pass = await decodeSelected(ff, file, label, probe.meta, plan, pass.decodedPts.length, passOpts);
       actual = planVideo(probe.meta, pass.decodedPts, shape, label);
       if (!samePlan(plan, actual)) {
-        throw new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: ffmpeg returned different frames on two decodes of the same file`);
+        throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: ffmpeg returned different frames on two decodes of the same file`);
       }
     }
     const meta: VideoMeta = {
@@ -235,7 +235,7 @@ export async function decodeVideoClips(input: MediaInput, opts: VideoClipOptions
       frameCount: c.frameCount,
       frames: c.selected.map((s) => {
         const rgb = pass.frames.get(s.pts);
-        if (!rgb) throw new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: frame pts ${s.pts} was not delivered`);
+        if (!rgb) throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: frame pts ${s.pts} was not delivered`);
         return { pts: s.pts, index: s.index, rgb };
       }),
     }));
@@ -267,7 +267,7 @@ async function probePackets(bin: string, file: string, label: string, signal?: A
   const stderr = await run.done;
   crc.end();
   const tb = crc.timeBase;
-  if (!tb) throw new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: ffmpeg did not report the video stream's time base`);
+  if (!tb) throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: ffmpeg did not report the video stream's time base`);
   const pts: number[] = [];
   let startPts: number | null = null;
   let endPts: number | null = null;
@@ -278,7 +278,7 @@ async function probePackets(bin: string, file: string, label: string, signal?: A
     endPts = Math.max(endPts ?? -Infinity, p.pts + p.duration);
   }
   if (startPts === null || endPts === null) {
-    throw new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: its video stream has no timestamped packets`);
+    throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: its video stream has no timestamped packets`);
   }
   const durationTs = await headerDuration(file, tb, endPts - startPts);
   const meta: VideoMeta = {
@@ -456,7 +456,7 @@ function planVideo(meta: VideoMeta, pts: readonly number[], shape: PlanShape, la
     const hi = lowerBound(sorted, endPts);
     const count = hi - lo;
     if (count === 0) {
-      throw new ImagebindError('ERR_VIDEO_EMPTY_CLIP',
+      throw new ImageBindError('ERR_VIDEO_EMPTY_CLIP',
         `${label}: clip ${k} [${fmt(start)}, ${fmt(end)}) s holds no frames (video duration ${fmt(duration)} s, ${sorted.length} frames)`);
     }
     const selected = uniformIndices(count, shape.framesPerClip).map((index) => ({ index, pts: sorted[lo + index]! }));
@@ -540,7 +540,7 @@ async function decodeSelected(ff: { path: string; version: string }, file: strin
       if (!(e instanceof OptionRejected)) throw e;
     }
   }
-  throw new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: ${(lastError as Error).message}`);
+  throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: ${(lastError as Error).message}`);
 }
 
 /** ffmpeg refused an option spelling (older or newer ffmpeg): try the other one. */
@@ -602,7 +602,7 @@ function decodeOnce(bin: string, style: ArgStyle, file: string, label: string, m
     if (!frameSize && sel.width && sel.height) frameSize = sel.width * sel.height * 3;
     while (frameSize && pendingBytes >= frameSize && sel.packets.length > delivered) {
       const pts = sel.packets[delivered++]!.pts;
-      if (pts === null) throw new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: a decoded frame has no timestamp`);
+      if (pts === null) throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: a decoded frame has no timestamp`);
       frames.set(pts, takeFrame(frameSize)); // the last frame with a pts wins, as in pytorchvideo
     }
     // The frame size comes with the timestamps' header: until then hold back up to 16 MiB.
@@ -655,23 +655,23 @@ function decodeOnce(bin: string, style: ArgStyle, file: string, label: string, m
     drain();
     for (const r of [all, sel]) {
       if (r.timeBase && (r.timeBase.n !== BigInt(tb[0]) || r.timeBase.d !== BigInt(tb[1]))) {
-        throw new ImagebindError('ERR_MEDIA_DECODE',
+        throw new ImageBindError('ERR_MEDIA_DECODE',
           `Cannot decode ${label}: decoded frames came in time base ${fmt(r.timeBase)}, the stream's is ${tb[0]}/${tb[1]}`);
       }
     }
     if (pendingBytes !== 0 || delivered !== sel.packets.length) {
-      throw new ImagebindError('ERR_MEDIA_DECODE',
+      throw new ImageBindError('ERR_MEDIA_DECODE',
         `Cannot decode ${label}: ffmpeg sent ${delivered} RGB frames (+${pendingBytes} bytes) for ${sel.packets.length} timestamps ` +
         '(does the frame size change mid-stream?)');
     }
     const decodedPts = all.packets.map((p, i) => {
-      if (p.pts === null) throw new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: decoded frame ${i} has no timestamp`);
+      if (p.pts === null) throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: decoded frame ${i} has no timestamp`);
       return p.pts;
     });
     pending = [];
     return { width: sel.width || all.width, height: sel.height || all.height, frames, decodedPts, warnings: stderrLines(stderr, file, label) };
   }, (e: unknown) => {
-    if (e instanceof ImagebindError && e.code === 'ERR_MEDIA_DECODE' && all.packets.length === 0 &&
+    if (e instanceof ImageBindError && e.code === 'ERR_MEDIA_DECODE' && all.packets.length === 0 &&
         /Unrecognized option|Option \S+ not found/.test(e.message)) {
       throw new OptionRejected(e.message);
     }
@@ -804,7 +804,7 @@ function startFfmpeg(bin: string, args: string[], o: RunOptions): FfmpegRun {
     for (const p of extra) p.destroy();
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   };
-  const onAbort = () => fail(abortError(o.signal!));
+  const onAbort = () => fail(new AbortError(undefined, { cause: o.signal!.reason }));
   if (o.signal?.aborted) onAbort();
   else o.signal?.addEventListener('abort', onAbort, { once: true });
 
@@ -812,7 +812,7 @@ function startFfmpeg(bin: string, args: string[], o: RunOptions): FfmpegRun {
     child.on('close', (code, sig) => {
       o.signal?.removeEventListener('abort', onAbort);
       if (failure) reject(failure.reason);
-      else if (spawnError) reject(new ImagebindError('ERR_FFMPEG_NOT_FOUND', `Could not run ffmpeg (${bin}): ${spawnError.message}`));
+      else if (spawnError) reject(new ImageBindError('ERR_FFMPEG_NOT_FOUND', `Could not run ffmpeg (${bin}): ${spawnError.message}`));
       else if (code === 0) resolve(stderr);
       else reject(ffmpegError(stderr, code, sig, o));
     });
@@ -820,17 +820,17 @@ function startFfmpeg(bin: string, args: string[], o: RunOptions): FfmpegRun {
   return { stdout, extra, fail, done };
 }
 
-function ffmpegError(stderr: string, code: number | null, sig: NodeJS.Signals | null, o: RunOptions): ImagebindError {
+function ffmpegError(stderr: string, code: number | null, sig: NodeJS.Signals | null, o: RunOptions): ImageBindError {
   const lines = stderrLines(stderr, o.file, o.label);
   if (lines.some((l) => /matches no streams|does not contain any stream/.test(l))) {
-    return new ImagebindError(o.stream === 'video' ? 'ERR_NO_VIDEO_STREAM' : 'ERR_NO_AUDIO_STREAM',
+    return new ImageBindError(o.stream === 'video' ? 'ERR_NO_VIDEO_STREAM' : 'ERR_NO_AUDIO_STREAM',
       `${o.label} has no ${o.stream} stream`);
   }
   // The first line says what went wrong first; ffmpeg's last line often sums it up ("Invalid data …").
   const first = lines[0] ?? `ffmpeg exited with ${sig ? `signal ${sig}` : `code ${code}`} and printed nothing`;
   const last = lines.length > 1 ? lines[lines.length - 1]! : '';
   const why = last && !/^To ignore this|^Conversion failed/.test(last) ? `${first} (${last.replace(`${o.label}: `, '')})` : first;
-  return new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${o.label}: ${why}`);
+  return new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${o.label}: ${why}`);
 }
 
 /**
@@ -842,16 +842,6 @@ function stderrLines(stderr: string, file: string, label: string): string[] {
     .map((l) => l.split(`file:${file}`).join(label).split(file).join(label).replace(/^\[([^\]@]*?) @ 0x[0-9a-fA-F]+\]/, '[$1]'));
 }
 
-function abortError(signal: AbortSignal): Error {
-  const e = new Error('The operation was aborted', { cause: signal.reason }) as Error & { code: string };
-  e.name = 'AbortError';
-  e.code = 'ABORT_ERR';
-  return e;
-}
-
-function throwIfAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) throw abortError(signal);
-}
 
 /** Runs `fn` on a file path: the caller's file, or a temporary copy of the caller's bytes (removed after). */
 async function withInputFile<T>(input: MediaInput, signal: AbortSignal | undefined,
@@ -862,10 +852,10 @@ async function withInputFile<T>(input: MediaInput, signal: AbortSignal | undefin
       st = await fs.promises.stat(input);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') throw new ImagebindError('ERR_FILE_NOT_FOUND', `File not found: ${input}`);
-      throw new ImagebindError('ERR_MEDIA_DECODE', `Cannot read ${input}: ${(e as Error).message}`);
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new ImageBindError('ERR_FILE_NOT_FOUND', `File not found: ${input}`);
+      throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot read ${input}: ${(e as Error).message}`);
     }
-    if (st.isDirectory()) throw new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${input}: it is a directory`);
+    if (st.isDirectory()) throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${input}: it is a directory`);
     throwIfAborted(signal);
     return fn(path.resolve(input), input);
   }

@@ -88,11 +88,17 @@ export interface NativeGgufStreamWriter {
 export interface NativeAddon {
   GgufStreamWriter: new (path: string) => NativeGgufStreamWriter;
   /** Loads an encoder GGUF; the result is typed in encoder.ts. */
-  loadEncoder(path: string, options: { threads: number; device: string }): Promise<unknown>;
+  loadEncoder(path: string, options: { threads: number; device: string }, abortToken?: unknown, onProgress?: (fraction: number) => void): Promise<unknown>;
   AbortToken: new () => { abort(): void; readonly aborted: boolean };
   /** Loads LLM + bind (+ cache); typed in llm.ts. */
-  loadLlm(options: { model: string; bind: string; cache?: string; threads: number; gpuLayers: number; device: string }): Promise<unknown>;
+  loadLlm(options: { model: string; bind: string; cache?: string; threads: number; gpuLayers: number; device: string },
+          abortToken?: unknown, onProgress?: (fraction: number) => void): Promise<unknown>;
   versions(): NativeVersions;
+  /** Stops every running job of this environment (process exit). */
+  stopJobs?(): void;
+  threads(): { default: number; max: number; logical: number };
+  /** The decoder generate() streams through, driven with given token bytes (tests). */
+  textStream(pieces: Uint8Array[], stops: string[]): { chunks: string[]; text: string };
   backends(): BackendInfo[];
   systemInfo(): string;
   setVerbose(verbose: boolean): void;

@@ -24,7 +24,7 @@ import fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { Parser } from 'pickleparser';
 import * as yauzl from 'yauzl';
-import { ImagebindError } from './errors';
+import { ImageBindError } from './errors';
 
 export type TorchDtype =
   | 'float32'
@@ -244,7 +244,7 @@ function unpickle(bytes: Uint8Array, fail: Fail): unknown {
   try {
     return parser.parse(bytes);
   } catch (err) {
-    if (err instanceof ImagebindError) throw err;
+    if (err instanceof ImageBindError) throw err;
     fail('ERR_CHECKPOINT_INVALID', `data.pkl is not a readable pickle (${(err as Error).message})`);
   }
 }
@@ -402,8 +402,8 @@ interface StorageEntry {
 // ref: torch/serialization.py MAGIC_NUMBER, written as a LONG1 right after PROTO 2 by the legacy format.
 const LEGACY_MAGIC = Buffer.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
 
-function checkpointError(code: string, path: string, message: string, cause?: unknown): ImagebindError {
-  return new ImagebindError(code, `${path}: ${message}`, cause === undefined ? undefined : { cause });
+function checkpointError(code: string, path: string, message: string, cause?: unknown): ImageBindError {
+  return new ImageBindError(code, `${path}: ${message}`, cause === undefined ? undefined : { cause });
 }
 
 function hexHead(b: Buffer): string {
@@ -478,7 +478,7 @@ export class TorchCheckpoint {
   /** Opens a checkpoint, reading only the zip directory and data.pkl. */
   static async open(path: string): Promise<TorchCheckpoint> {
     if (typeof path !== 'string' || path.length === 0) {
-      throw new ImagebindError('ERR_INVALID_ARG_TYPE', `openTorchCheckpoint: expected a file path string, received ${path === '' ? 'an empty string' : typeof path}`);
+      throw new ImageBindError('ERR_INVALID_ARG_TYPE', `openTorchCheckpoint: expected a file path string, received ${path === '' ? 'an empty string' : typeof path}`);
     }
     let fh: FileHandle;
     try {
@@ -517,7 +517,7 @@ export class TorchCheckpoint {
     }
   }
 
-  private static notZipError(path: string, head: Buffer): ImagebindError {
+  private static notZipError(path: string, head: Buffer): ImageBindError {
     if (head.subarray(0, LEGACY_MAGIC.length).equals(LEGACY_MAGIC) || (head.length >= 262 && head.toString('latin1', 257, 262) === 'ustar')) {
       return checkpointError(
         'ERR_CHECKPOINT_LEGACY_FORMAT',
@@ -691,7 +691,7 @@ export class TorchCheckpoint {
       return info;
     }
     if (t === null || typeof t !== 'object' || !this.storages.has(t.storageKey) || !(t.dtype in DTYPE_BYTES)) {
-      throw new ImagebindError('ERR_INVALID_ARG_TYPE', `${this.path}: expected a tensor name or a TorchTensorInfo of this checkpoint`);
+      throw new ImageBindError('ERR_INVALID_ARG_TYPE', `${this.path}: expected a tensor name or a TorchTensorInfo of this checkpoint`);
     }
     return t;
   }

@@ -1,6 +1,7 @@
 // Bindings: versions, backends/devices, system info, log verbosity.
 #include "addon_util.h"
 #include "ibl_system.h"
+#include "ibl_threads.h"
 
 static Napi::Value js_versions(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
@@ -54,7 +55,19 @@ static Napi::Value js_set_verbose(const Napi::CallbackInfo & info) {
     return info.Env().Undefined();
 }
 
+// {default, max, logical}: the thread count used when none is given, the largest accepted, and the
+// logical CPUs this process may run on.
+static Napi::Value js_threads(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("default", ibl_threads_default());
+    o.Set("max", ibl_threads_max());
+    o.Set("logical", ibl_threads_logical());
+    return o;
+}
+
 void ibl_init_system(Napi::Env env, Napi::Object exports) {
+    exports.Set("threads", Napi::Function::New(env, js_threads, "threads"));
     exports.Set("versions", Napi::Function::New(env, js_versions, "versions"));
     exports.Set("backends", Napi::Function::New(env, js_backends, "backends"));
     exports.Set("systemInfo", Napi::Function::New(env, js_system_info, "systemInfo"));

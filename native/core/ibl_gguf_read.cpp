@@ -315,14 +315,26 @@ std::vector<std::string> ibl_gguf_str_array(const gguf_context * ctx, const std:
     return out;
 }
 
-void ibl_gguf_load_tensor_data(const std::string & path, const gguf_context * g, struct ggml_context * ctx) {
+void ibl_gguf_load_tensor_data(const std::string & path, const gguf_context * g, struct ggml_context * ctx,
+                               const ibl_load_monitor * monitor) {
     FILE * f = fopen(path.c_str(), "rb");
     if (!f) ibl_throw("ERR_FILE_READ", "%s: cannot open: %s", path.c_str(), strerror(errno));
     std::vector<uint8_t> staging;
     const uint64_t data_offset = gguf_get_data_offset(g);
+    uint64_t total = 0, done = 0;
+    if (monitor) {
+        for (int64_t i = 0; i < gguf_get_n_tensors(g); ++i) {
+            const ggml_tensor * t = ggml_get_tensor(ctx, gguf_get_tensor_name(g, i));
+            if (t && t->buffer) total += ggml_nbytes(t);
+        }
+    }
     for (int64_t i = 0; i < gguf_get_n_tensors(g); ++i) {
         ggml_tensor * t = ggml_get_tensor(ctx, gguf_get_tensor_name(g, i));
         if (!t || !t->buffer) continue;
+        if (monitor && monitor->abort && monitor->abort->load()) {
+            fclose(f);
+            ibl_throw("ERR_ABORTED", "%s: loading aborted", path.c_str());
+        }
         const size_t n = ggml_nbytes(t);
         const uint64_t off = data_offset + gguf_get_tensor_offset(g, i);
 #ifdef _WIN32
@@ -337,6 +349,8 @@ void ibl_gguf_load_tensor_data(const std::string & path, const gguf_context * g,
             ibl_throw("ERR_GGUF_TRUNCATED", "%s: cannot read tensor '%s'", path.c_str(), t->name);
         }
         if (!host) ggml_backend_tensor_set(t, dst, 0, n);
+        done += n;
+        if (monitor && monitor->progress) monitor->progress(done, total);
     }
     fclose(f);
 }

@@ -1,4 +1,5 @@
 #include "ibl_knn.h"
+#include "ibl_threads.h"
 #include "ibl_error.h"
 #include "ibl_gguf.h"
 #include "ibl_keys.h"
@@ -233,7 +234,7 @@ std::unique_ptr<ibl_knn> ibl_knn_load(const std::string & path, const ibl_knn_pa
 
 void ibl_knn_set_n_threads(ibl_knn & knn, int n_threads) {
     std::lock_guard<std::mutex> lock(knn.impl->mutex);
-    ggml_backend_cpu_set_n_threads(knn.impl->backend, n_threads > 0 ? n_threads : 4);
+    ggml_backend_cpu_set_n_threads(knn.impl->backend, ibl_threads_resolve(n_threads));
 }
 
 std::vector<float> ibl_knn_row(const ibl_knn & knn, int64_t i) {

@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { addon } from '../binding';
-import { ImagebindError } from '../errors';
+import { ImageBindError, throwIfAborted } from '../errors';
 import { ARCH_CACHE, CACHE_KEY, KEY, TN_CACHE } from '../keys';
 import type { GgufMetaEntry } from '../native';
 
@@ -70,7 +70,7 @@ const FAISS_TYPES: Record<string, string> = {
 const SUPPORTED = 'IxFI (IndexFlatIP), IxF2 (IndexFlatL2), IxFl (IndexFlat with the inner-product or L2 metric)';
 
 function fail(code: string, msg: string): never {
-  throw new ImagebindError(code, msg);
+  throw new ImageBindError(code, msg);
 }
 
 async function readExactly(fh: fs.promises.FileHandle, buf: Uint8Array, position: number, file: string): Promise<void> {
@@ -163,7 +163,7 @@ export async function convertCache(indexPath: string, outPath: string, options: 
   if (options.chunkRows !== undefined && !(Number.isInteger(options.chunkRows) && options.chunkRows >= 1 && options.chunkRows <= 2 ** 31 - 1)) {
     fail('ERR_INVALID_ARG', `chunkRows must be a positive integer, got ${String(options.chunkRows)}`);
   }
-  if (options.signal?.aborted) fail('ABORT_ERR', 'conversion aborted');
+  throwIfAborted(options.signal, 'conversion');
   let fh: fs.promises.FileHandle;
   try {
     fh = await fs.promises.open(indexPath, 'r');
@@ -212,7 +212,7 @@ export async function convertCache(indexPath: string, outPath: string, options: 
       const values: Float32Array = await next!;
       next = k + 1 < nChunks ? readChunk(k + 1) : undefined;
       next?.catch(() => {});  // awaited on the next turn; keep an early failure from being unhandled
-      if (options.signal?.aborted) fail('ABORT_ERR', 'conversion aborted');
+      throwIfAborted(options.signal, 'conversion');
       await writer.writeTensor(TN_CACHE.FEATURES(k), values);
       if (l2) {
         const rows = rowsOf(k);

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { addon, packageRoot } from '../binding';
-import { ImagebindError } from '../errors';
+import { ImageBindError, throwIfAborted } from '../errors';
 import { ARCH_IMAGEBIND, FIELD, KEY, MODALITIES, Modality, PREFIX, TN, modalityKey } from '../keys';
 import type { GgufMetaEntry } from '../native';
 import { openTorchCheckpoint, TorchCheckpoint, TorchTensorInfo } from '../torch';
@@ -62,7 +62,7 @@ interface TensorPlan {
 }
 
 function fail(code: string, msg: string): never {
-  throw new ImagebindError(code, msg);
+  throw new ImageBindError(code, msg);
 }
 
 function loadConfig(c: ConvertImagebindOptions['config']): ImagebindConfig {
@@ -442,7 +442,7 @@ export async function convertImagebind(checkpoint: string, out: string, options:
     let bytes = 0;
     const total = p.plans.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1) * 4, 0);
     for (const t of p.plans) {
-      if (options.signal?.aborted) throw new ImagebindError('ABORT_ERR', 'conversion aborted');
+      throwIfAborted(options.signal, 'conversion');
       const data = await t.produce();
       await writer.writeTensor(t.name, data);
       bytes += data.byteLength;

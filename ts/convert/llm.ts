@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { addon } from '../binding';
-import { ImagebindError } from '../errors';
+import { ImageBindError, throwIfAborted } from '../errors';
 import { ARCH_BIND, ARCH_LLAMA, BIND_KEY, BIND_TN, KEY } from '../keys';
 import type { GgufMetaEntry } from '../native';
 import { openTorchCheckpoint, TorchCheckpoint, TorchTensorInfo } from '../torch';
@@ -90,7 +90,7 @@ const FTYPE: Record<LlmType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, q4_k_
 const GGML_QNT_VERSION = 2;
 
 function fail(code: string, msg: string): never {
-  throw new ImagebindError(code, msg);
+  throw new ImageBindError(code, msg);
 }
 
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
@@ -624,7 +624,7 @@ async function writeGgufFile(file: string, meta: GgufMetaEntry[], plans: TensorP
     for (const t of plans) writer.addTensor(t.name, t.type, t.shape);
     writer.begin();
     for (const t of plans) {
-      if (signal?.aborted) throw new ImagebindError('ABORT_ERR', 'conversion aborted');
+      throwIfAborted(signal, 'conversion');
       const data = await t.produce();
       if (data.length !== numel(t.shape)) fail('ERR_CHECKPOINT_INVALID', `tensor '${t.name}': got ${data.length} values, expected ${numel(t.shape)}`);
       await writer.writeTensor(t.name, data);
@@ -647,7 +647,7 @@ export async function convertLlm(options: ConvertLlmOptions): Promise<ConvertLlm
   if (bindType !== 'f32' && bindType !== 'f16') fail('ERR_INVALID_ARG', `unsupported bind type '${bindType}' (f32 or f16)`);
   const ctx = options.contextLength ?? 512;
   if (!Number.isInteger(ctx) || ctx < 1) fail('ERR_INVALID_ARG', `contextLength must be a positive integer (got ${ctx})`);
-  if (options.signal?.aborted) throw new ImagebindError('ABORT_ERR', 'conversion aborted');
+  throwIfAborted(options.signal, 'conversion');
   const llmFile = `${outPrefix}-llm.gguf`;
   const bindFile = `${outPrefix}-bind.gguf`;
 

@@ -11,7 +11,7 @@
 // ModelProto.SentencePiece.Type (NORMAL 1, UNKNOWN 2, CONTROL 3, USER_DEFINED 4, UNUSED 5, BYTE 6).
 import fs from 'node:fs';
 import * as protobuf from 'protobufjs';
-import { ImagebindError } from '../errors';
+import { ImageBindError } from '../errors';
 import type { GgufMetaEntry } from '../native';
 
 const SCHEMA = `
@@ -82,7 +82,7 @@ interface RawModel {
 }
 
 function bad(file: string, msg: string): never {
-  throw new ImagebindError('ERR_TOKENIZER_INVALID', `${file}: not a valid SentencePiece tokenizer.model: ${msg}`);
+  throw new ImageBindError('ERR_TOKENIZER_INVALID', `${file}: not a valid SentencePiece tokenizer.model: ${msg}`);
 }
 
 /** Decodes a SentencePiece model; `file` names it in errors. */
@@ -149,7 +149,7 @@ export function readSentencePiece(file: string): SentencePieceVocab {
     bytes = fs.readFileSync(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'ERR_FILE_NOT_FOUND' : 'ERR_FILE_READ';
-    throw new ImagebindError(code, `${file}: cannot read the tokenizer: ${(e as Error).message}`);
+    throw new ImageBindError(code, `${file}: cannot read the tokenizer: ${(e as Error).message}`);
   }
   return parseSentencePiece(bytes, file);
 }

@@ -1,4 +1,5 @@
 #include "ibl_model.h"
+#include "ibl_threads.h"
 #include "ibl_error.h"
 #include "ibl_gguf.h"
 #include "ibl_keys.h"
@@ -316,7 +317,8 @@ std::unique_ptr<ibl_model> ibl_model_load(const std::string & path, const ibl_mo
     model->backend = ggml_backend_dev_init(dev, nullptr);
     if (!model->backend) ibl_throw("ERR_NO_DEVICE", "cannot initialise device %s", ggml_backend_dev_name(dev));
     model->device_name = ggml_backend_dev_name(dev);
-    model->n_threads = params.n_threads > 0 ? params.n_threads : 4;
+    model->n_threads = ibl_threads_resolve(params.n_threads);
+    ibl_threads_probe(model->n_threads);
     if (ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU) {
         model->backend_cpu = model->backend;
     } else {
@@ -328,6 +330,6 @@ std::unique_ptr<ibl_model> ibl_model_load(const std::string & path, const ibl_mo
     if (!model->buf_w) ibl_throw("ERR_OUT_OF_MEMORY", "%s: cannot allocate the weights on %s", path.c_str(), model->device_name.c_str());
     ggml_backend_buffer_set_usage(model->buf_w, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
     model->weights_bytes = ggml_backend_buffer_get_size(model->buf_w);
-    ibl_gguf_load_tensor_data(path, g, model->ctx_w);
+    ibl_gguf_load_tensor_data(path, g, model->ctx_w, &params.monitor);
     return model;
 }

@@ -1,6 +1,7 @@
 // An ImageBind encoder GGUF loaded onto a ggml backend: hyperparameters and weights per modality.
 #pragma once
 
+#include "ibl_gguf.h"
 #include "ibl_modality.h"
 
 #include "ggml-backend.h"
@@ -84,8 +85,9 @@ struct ibl_modality_model {
 };
 
 struct ibl_model_params {
-    int         n_threads = 4;
+    int         n_threads = 0;            // 0: ibl_threads_default()
     std::string device = "auto";  // "auto" (first GPU, else CPU), "cpu", or a ggml device name
+    ibl_load_monitor monitor;      // abort flag and progress while the weights are read
 };
 
 struct ibl_model {
@@ -111,7 +113,7 @@ struct ibl_model {
     ggml_backend_t          backend = nullptr;    // where the graph runs
     ggml_backend_t          backend_cpu = nullptr;
     std::string             device_name;
-    int                     n_threads = 4;
+    int                     n_threads = 1;
 
     ~ibl_model();
     const ibl_modality_model & mod(ibl_modality m) const { return mods[m]; }

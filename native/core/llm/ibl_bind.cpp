@@ -1,4 +1,5 @@
 #include "ibl_bind.h"
+#include "ibl_threads.h"
 #include "ibl_error.h"
 #include "ibl_gguf.h"
 #include "ibl_keys.h"
@@ -121,7 +122,7 @@ std::unique_ptr<ibl_bind> ibl_bind_load(const std::string & bind_path, const std
     bind->impl = std::make_unique<ibl_bind_impl>();
     ibl_bind_impl & im = *bind->impl;
     im.backend = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
-    ggml_backend_cpu_set_n_threads(im.backend, n_threads > 0 ? n_threads : 4);
+    ggml_backend_cpu_set_n_threads(im.backend, ibl_threads_resolve(n_threads));
 
     gguf_context * g = ibl_gguf_open(bind_path, &im.ctx_bind);
     struct gg { gguf_context * g; ~gg() { gguf_free(g); } } gguard{g};

@@ -13,8 +13,10 @@
 
 struct ibl_llm_params {
     int         n_gpu_layers = 0;   // layers offloaded to a GPU backend (when the build has one)
-    int         n_threads    = 4;
+    int         n_threads    = 0;   // 0: ibl_threads_default()
     std::string device;             // "" / "auto": llama.cpp's default; "cpu": no offload
+    const std::atomic<bool> *   abort = nullptr;   // set: loading stops with ERR_ABORTED
+    std::function<void(float)>  progress;          // 0 … 1 while the weights are read
 };
 
 struct ibl_llm {
@@ -22,7 +24,7 @@ struct ibl_llm {
     llama_model *       model = nullptr;
     const llama_vocab * vocab = nullptr;
     int n_embd = 0, n_layer = 0, n_head = 0, n_vocab = 0, n_ctx_train = 0;
-    int n_threads = 4;
+    int n_threads = 1;
     bool f32_weights = false;  // general.file_type 0: sessions then default to exact f32 attention
     ~ibl_llm();
 };
@@ -52,11 +54,15 @@ struct ibl_generate_params {
 };
 
 struct ibl_generate_result {
-    std::vector<llama_token> tokens;       // generated ids (the stop token / strings excluded)
-    std::string              text;
-    std::string              stop_reason;  // "eos", "stop", "length", "context"
+    std::vector<llama_token> tokens;       // generated ids (the end-of-generation token excluded)
+    std::string              text;         // exactly the concatenation of the pieces given to on_text
+    std::string              stop_reason;  // "eos", "stop", "length", "context", "abort"
     std::vector<float>       step_logits;  // with keep_step_logits: one row of n_vocab per step
 };
+
+// Gets the text that became final with a token (often empty) and the token id (-1 for the last
+// piece, at the end); returning false stops generation.
+using ibl_text_fn = std::function<bool(const std::string &, llama_token)>;
 
 struct ibl_session_params {
     int n_ctx   = 2048;
@@ -78,27 +84,40 @@ public:
     void set_injection(const std::vector<float> & d);
     bool has_injection() const { return !injection_.empty(); }
 
-    // Evaluates tokens after what the session already holds (multi-turn: the KV cache is kept).
-    void eval(const std::vector<llama_token> & tokens, const std::atomic<bool> * abort_flag = nullptr);
+    // Evaluates tokens after what the session already holds (multi-turn: the KV cache is kept). All or
+    // nothing: when it fails or is aborted (ERR_ABORTED), the session is as it was before the call.
+    // progress(done, total) after each batch.
+    void eval(const std::vector<llama_token> & tokens, const std::atomic<bool> * abort_flag = nullptr,
+              const std::function<void(int, int)> & progress = nullptr);
     // Logits of the last evaluated token.
     std::vector<float> last_logits() const;
 
-    // Samples up to max_tokens. on_text(piece) gets complete UTF-8 text as it is produced; returning
-    // false stops generation.
-    ibl_generate_result generate(const ibl_generate_params & p, const std::function<bool(const std::string &, llama_token)> & on_text,
+    // Samples up to max_tokens, streaming the text through on_text. An abort ends generation within one
+    // decode step with stop_reason "abort" (no exception). Every generated token stays in the
+    // conversation, also after "abort", "stop" and "length": the last one enters the KV cache with the
+    // next eval() or generate() (continue), so history() and the KV cache always tell the same story.
+    ibl_generate_result generate(const ibl_generate_params & p, const ibl_text_fn & on_text,
                                  const std::atomic<bool> * abort_flag = nullptr);
 
     void reset();  // forget everything (KV cache, history)
+    // Forgets everything after the first n tokens of the conversation (n ≤ history().size()).
+    void truncate(size_t n);
     int  n_past() const { return n_past_; }
     int  n_ctx() const;
+    // The conversation's tokens (prompts and answers), including one not yet in the KV cache.
     const std::vector<llama_token> & history() const { return history_; }
 
 private:
+    void decode(const std::vector<llama_token> & tokens, const std::atomic<bool> * abort_flag,
+                const std::function<void(int, int)> & progress);
+
     const ibl_llm &          llm_;
     llama_context *          ctx_ = nullptr;
     int                      n_batch_;
+    int                      n_ctx_ = 0;   // tokens the session may hold (as asked; llama.cpp may allocate more)
     int                      n_past_ = 0;
     std::vector<llama_token> history_;
+    std::vector<llama_token> pending_;   // in history_, not yet in the KV cache
     std::vector<float>       injection_;
     bool                     have_logits_ = false;
 };

@@ -1,0 +1,90 @@
+// `convert imagebind | llm | cache`: released PyTorch checkpoints and faiss indexes → GGUF.
+import { Command, Option } from 'commander';
+import { convertCache } from '../convert/cache';
+import type { CacheType } from '../convert/cache';
+import { convertImagebind } from '../convert/imagebind';
+import type { EncoderType } from '../convert/imagebind';
+import { convertLlm, LLM_TYPES } from '../convert/llm';
+import type { BindType, LlmType } from '../convert/llm';
+import { intArg } from './flags';
+import { interruptSignal } from './interrupt';
+import { formatBytes, printJson } from './output';
+import { progress } from './progress';
+
+export function registerConvert(program: Command): void {
+  const convert = program.command('convert').description('convert released PyTorch checkpoints to GGUF');
+  convert
+    .command('imagebind')
+    .description('ImageBind checkpoint (imagebind_huge.pth, imagebind_w3D.pth) → encoder GGUF')
+    .argument('<checkpoint>', '.pth file')
+    .requiredOption('-o, --output <file>', 'output .gguf')
+    .option('--config <file>', 'hyperparameters JSON (the fixtures\' imagebind.config.json schema); default ImageBind-huge')
+    .addOption(new Option('--type <type>', 'weight matrix type').choices(['f32', 'f16', 'q8_0']).default('f16'))
+    .option('--json', 'print JSON')
+    .action(async (checkpoint: string, opts: { output: string; config?: string; type: EncoderType; json?: boolean }) => {
+      const bar = progress('converting', opts);
+      const started = Date.now();
+      let res;
+      try {
+        res = await convertImagebind(checkpoint, opts.output, {
+          config: opts.config, type: opts.type, signal: interruptSignal(), onProgress: (d, t) => bar.update(d, t),
+        });
+      } finally {
+        bar.stop();
+      }
+      if (opts.json) printJson({ ...res, seconds: (Date.now() - started) / 1000 });
+      else console.log(`wrote ${res.path}: ${res.modalities.join(', ')}; ${res.tensors} tensors, ${formatBytes(res.bytes)}, ${res.type}`);
+    });
+
+  convert
+    .command('cache')
+    .description('faiss flat index (ImageBind-LLM knn.index) → kNN cache GGUF for cache-enhanced inference')
+    .argument('<index>', 'faiss IndexFlatIP / IndexFlatL2 file (faiss.write_index)')
+    .requiredOption('-o, --output <file>', 'output .gguf')
+    .addOption(new Option('--type <type>', 'feature type').choices(['f16', 'f32']).default('f16'))
+    .option('--chunk-rows <n>', 'rows per feature tensor (default 65536)', intArg(1, 1 << 24))
+    .option('--json', 'print JSON')
+    .action(async (index: string, opts: { output: string; type: CacheType; chunkRows?: number; json?: boolean }) => {
+      const bar = progress('converting', opts);
+      const started = Date.now();
+      let res;
+      try {
+        res = await convertCache(index, opts.output, {
+          type: opts.type, chunkRows: opts.chunkRows, signal: interruptSignal(), onProgress: (d, t) => bar.update(d, t),
+        });
+      } finally {
+        bar.stop();
+      }
+      if (opts.json) printJson({ ...res, seconds: (Date.now() - started) / 1000 });
+      else console.log(`wrote ${res.path}: ${res.count} × ${res.dimension} ${res.metric} cache, ${res.type}, ${res.chunks} chunk${res.chunks === 1 ? '' : 's'} of ${res.chunkRows} rows, ${formatBytes(res.bytes)}`);
+    });
+
+  convert
+    .command('llm')
+    .description('Meta-layout LLaMA + ImageBind-LLM adapter checkpoint → <prefix>-llm.gguf (llama.cpp model, adapter merged) and <prefix>-bind.gguf (bind network, injection)')
+    .requiredOption('--llama <dir>', 'LLaMA folder: params.json, tokenizer.model, consolidated.00.pth (…)')
+    .requiredOption('--adapter <file>', 'ImageBind-LLM adapter checkpoint (.pth)')
+    .requiredOption('-o, --output <prefix>', 'output prefix: writes <prefix>-llm.gguf and <prefix>-bind.gguf')
+    .addOption(new Option('--type <type>', 'LLM weight type').choices([...LLM_TYPES]).default('f16'))
+    .addOption(new Option('--bind-type <type>', 'bind network matrix type').choices(['f32', 'f16']).default('f32'))
+    .option('--context-length <n>', 'llama.context_length to record (default 512)', intArg(16, 1 << 24), 512)
+    .option('--json', 'print JSON')
+    .action(async (opts: { llama: string; adapter: string; output: string; type: LlmType; bindType: BindType; contextLength: number; json?: boolean }) => {
+      const bar = progress('converting', opts);
+      const started = Date.now();
+      let res;
+      try {
+        res = await convertLlm({
+          llamaDir: opts.llama, adapter: opts.adapter, outPrefix: opts.output, type: opts.type, bindType: opts.bindType,
+          contextLength: opts.contextLength, signal: interruptSignal(), onProgress: (d, t) => bar.update(d, t),
+        });
+      } finally {
+        bar.stop();
+      }
+      if (opts.json) printJson({ ...res, seconds: (Date.now() - started) / 1000 });
+      else {
+        console.log(`wrote ${res.llm}: llama, ${res.layers} layers, dim ${res.dim}, vocabulary ${res.vocabSize}, ${res.type}, ${formatBytes(res.bytes.llm)}`);
+        console.log(`wrote ${res.bind}: bind network (${res.bridge}), ${res.queryLayer} injected layers, ${res.bindType}, ${formatBytes(res.bytes.bind)}`);
+      }
+    });
+}
