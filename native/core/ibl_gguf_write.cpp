@@ -3,8 +3,17 @@
 
 #include "gguf.h"
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+
+#ifdef _WIN32
+#include <process.h>
+static unsigned long ibl_process_id() { return (unsigned long) _getpid(); }
+#else
+#include <unistd.h>
+static unsigned long ibl_process_id() { return (unsigned long) getpid(); }
+#endif
 
 // Tensor infos live in no_alloc ggml contexts (gguf_add_tensor copies a ggml_tensor); we open a new
 // one every this many tensors.
@@ -117,7 +126,9 @@ size_t ibl_gguf_writer::tensor_nbytes(const std::string & name) const {
 void ibl_gguf_writer::begin(const std::string & path) {
     if (file_) ibl_throw("ERR_INVALID_STATE", "GGUF writing already began");
     path_     = path;
-    tmp_path_ = path + ".partial";
+    // A name no user owns (not `<path>.partial`): this process and a counter.
+    static std::atomic<uint64_t> counter{0};
+    tmp_path_ = path + ".ibl-" + std::to_string((unsigned long long) ibl_process_id()) + "-" + std::to_string(counter++) + ".tmp";
     file_ = fopen(tmp_path_.c_str(), "wb");
     if (!file_) ibl_throw("ERR_FILE_WRITE", "%s: cannot create file: %s", tmp_path_.c_str(), strerror(errno));
     std::vector<uint8_t> meta(gguf_get_meta_size(gguf_));

@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { addon } from '../binding';
 import { ImageBindError, throwIfAborted } from '../errors';
+import { OutputFiles } from './output';
 import { ARCH_CACHE, CACHE_KEY, KEY, TN_CACHE } from '../keys';
 import type { GgufMetaEntry } from '../native';
 
@@ -164,11 +165,13 @@ export async function convertCache(indexPath: string, outPath: string, options: 
     fail('ERR_INVALID_ARG', `chunkRows must be a positive integer, got ${String(options.chunkRows)}`);
   }
   throwIfAborted(options.signal, 'conversion');
+  const outputs = OutputFiles.prepare([outPath]);
   let fh: fs.promises.FileHandle;
   try {
     fh = await fs.promises.open(indexPath, 'r');
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
+    outputs.discard();
     fail(err.code === 'ENOENT' ? 'ERR_FILE_NOT_FOUND' : 'ERR_FILE_READ', `${indexPath}: cannot open the faiss index: ${err.message}`);
   }
   let writer: ReturnType<typeof newWriter> | undefined;
@@ -179,7 +182,7 @@ export async function convertCache(indexPath: string, outPath: string, options: 
     const chunkRows = Math.min(options.chunkRows ?? Math.max(1, Math.min(DEFAULT_CHUNK_ROWS, Math.floor(MAX_CHUNK_BYTES / (4 * d)))), N);
     const nChunks = Math.ceil(N / chunkRows);
     const l2 = h.metric === 'l2';
-    writer = newWriter(outPath);
+    writer = newWriter(outputs.temp(outPath));
     const meta: GgufMetaEntry[] = [
       { key: KEY.ARCH, type: 'string', value: ARCH_CACHE },
       { key: KEY.NAME, type: 'string', value: options.name ?? path.basename(indexPath).replace(/\.[^.]*$/, '') },
@@ -228,12 +231,14 @@ export async function convertCache(indexPath: string, outPath: string, options: 
       options.onProgress?.(done, N);
     }
     await writer.finish();
+    outputs.commit();
     return {
       path: outPath, dimension: d, count: N, metric: h.metric, type, chunkRows, chunks: nChunks,
       sourceType: h.fourcc, bytes: fs.statSync(outPath).size,
     };
   } finally {
     writer?.dispose();
+    outputs.discard();
     await fh.close();
   }
 }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { addon, packageRoot } from '../binding';
 import { ImageBindError, throwIfAborted } from '../errors';
+import { OutputFiles } from './output';
 import { ARCH_IMAGEBIND, FIELD, KEY, MODALITIES, Modality, PREFIX, TN, modalityKey } from '../keys';
 import type { GgufMetaEntry } from '../native';
 import { openTorchCheckpoint, TorchCheckpoint, TorchTensorInfo } from '../torch';
@@ -415,8 +416,9 @@ export async function convertImagebind(checkpoint: string, out: string, options:
   if (!['f32', 'f16', 'q8_0'].includes(type)) fail('ERR_INVALID_ARG', `unsupported encoder type '${type}' (f32, f16 or q8_0)`);
   const config = loadConfig(options.config);
   const bpePath = options.bpePath ?? path.join(packageRoot, 'assets', 'clip_bpe', 'bpe_simple_vocab_16e6.txt.gz');
-  const ckpt = await openTorchCheckpoint(checkpoint);
-  const writer = new (addon().GgufStreamWriter)(out);
+  const outputs = OutputFiles.prepare([out]);
+  const ckpt = await openTorchCheckpoint(checkpoint).catch((e) => { outputs.discard(); throw e; });
+  const writer = new (addon().GgufStreamWriter)(outputs.temp(out));
   try {
     const p = new Planner(ckpt, statePrefix(ckpt, checkpoint), checkpoint);
     const modalities = MODALITIES.filter((m) => modalityPresent(p, m));
@@ -449,9 +451,11 @@ export async function convertImagebind(checkpoint: string, out: string, options:
       options.onProgress?.(bytes, total, t.name);
     }
     await writer.finish();
+    outputs.commit();
     return { path: out, modalities: [...modalities], tensors: p.plans.length, bytes: fs.statSync(out).size, type };
   } finally {
     writer.dispose();
+    outputs.discard();
     await ckpt.close();
   }
 }

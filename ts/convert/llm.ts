@@ -22,6 +22,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { addon } from '../binding';
 import { ImageBindError, throwIfAborted } from '../errors';
+import { OutputFiles, conversionId } from './output';
 import { ARCH_BIND, ARCH_LLAMA, BIND_KEY, BIND_TN, KEY } from '../keys';
 import type { GgufMetaEntry } from '../native';
 import { openTorchCheckpoint, TorchCheckpoint, TorchTensorInfo } from '../torch';
@@ -651,10 +652,10 @@ export async function convertLlm(options: ConvertLlmOptions): Promise<ConvertLlm
   const llmFile = `${outPrefix}-llm.gguf`;
   const bindFile = `${outPrefix}-bind.gguf`;
 
-  const { params, vocab, llama } = await openLlama(llamaDir);
+  const outputs = OutputFiles.prepare([llmFile, bindFile]);
+  const { params, vocab, llama } = await openLlama(llamaDir).catch((e) => { outputs.discard(); throw e; });
   let adCkpt: TorchCheckpoint | undefined;
   const merger = new LoraMerger();
-  const written: string[] = [];
   try {
     adCkpt = await openTorchCheckpoint(adapter);
     const ad = new Adapter(adCkpt, adapter, llamaDir);
@@ -662,6 +663,8 @@ export async function convertLlm(options: ConvertLlmOptions): Promise<ConvertLlm
     const llmPlans = planLlm(d, type, llama, ad, merger);
     const bindPlans = planBind(d, bindType, ad);
     const name = options.name ?? `${path.basename(path.resolve(llamaDir))}-imagebind-llm`;
+    // Both files carry it: a loader refuses an LLM and a bind file from different conversions.
+    const pair = { key: KEY.CONVERSION_ID, type: 'string', value: conversionId() } as const;
 
     const llmMeta: GgufMetaEntry[] = [
       { key: KEY.ARCH, type: 'string', value: ARCH_LLAMA },
@@ -679,6 +682,7 @@ export async function convertLlm(options: ConvertLlmOptions): Promise<ConvertLlm
       { key: 'llama.attention.layer_norm_rms_epsilon', type: 'f32', value: params.norm_eps },
       { key: 'llama.rope.freq_base', type: 'f32', value: params.rope_theta ?? 10000 },
       ...sentencePieceMetadata(vocab),
+      pair,
     ];
     const bindMeta: GgufMetaEntry[] = [
       { key: KEY.ARCH, type: 'string', value: ARCH_BIND },
@@ -698,6 +702,7 @@ export async function convertLlm(options: ConvertLlmOptions): Promise<ConvertLlm
       { key: BIND_KEY.LLM_BLOCK_COUNT, type: 'u32', value: d.nLayers },
       { key: BIND_KEY.LLM_EMBED_DIM, type: 'u32', value: d.dim },
       { key: BIND_KEY.LLM_VOCAB_SIZE, type: 'u32', value: d.vocab },
+      pair,
     ];
 
     const total = [...bindPlans, ...llmPlans].reduce((a, t) => a + numel(t.shape) * 4, 0);
@@ -706,22 +711,19 @@ export async function convertLlm(options: ConvertLlmOptions): Promise<ConvertLlm
       done += bytes;
       options.onProgress?.(done, total, tensor);
     };
-    // The bind file first: small, and it reads every adapter tensor the injection needs.
-    await writeGgufFile(bindFile, bindMeta, bindPlans, progress, options.signal);
-    written.push(bindFile);
-    await writeGgufFile(llmFile, llmMeta, llmPlans, progress, options.signal);
-    written.push(llmFile);
+    // The bind file first: small, and it reads every adapter tensor the injection needs. Neither
+    // replaces an existing file until both are complete.
+    await writeGgufFile(outputs.temp(bindFile), bindMeta, bindPlans, progress, options.signal);
+    await writeGgufFile(outputs.temp(llmFile), llmMeta, llmPlans, progress, options.signal);
+    outputs.commit();
     return {
       llm: llmFile, bind: bindFile, type, bindType, vocabSize: d.vocab, layers: d.nLayers, dim: d.dim,
       queryLayer: d.queryLayer, loraRank: d.rank, bridge: d.bridge, shards: llama.shards.length,
       tensors: { llm: llmPlans.length, bind: bindPlans.length },
       bytes: { llm: fs.statSync(llmFile).size, bind: fs.statSync(bindFile).size },
     };
-  } catch (e) {
-    // A failed conversion leaves no half of the pair behind.
-    if (written.length < 2) for (const f of written) fs.rmSync(f, { force: true });
-    throw e;
   } finally {
+    outputs.discard();
     await merger.close();
     await adCkpt?.close();
     await Promise.all(llama.shards.map((s) => s.close()));

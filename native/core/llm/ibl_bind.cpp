@@ -179,6 +179,12 @@ std::unique_ptr<ibl_bind> ibl_bind_load(const std::string & bind_path, const std
     // The LLM file: check the pairing, then map its Wv / Wo.
     gguf_context * gl = ibl_gguf_open(llm_path, &im.ctx_llm);
     struct gg2 { gguf_context * g; ~gg2() { gguf_free(g); } } gguard2{gl};
+    const std::string pair_bind = ibl_gguf_str(g, bind_path, IBL_KEY_CONVERSION_ID, false, "");
+    const std::string pair_llm  = ibl_gguf_str(gl, llm_path, IBL_KEY_CONVERSION_ID, false, "");
+    if (!pair_bind.empty() && !pair_llm.empty() && pair_bind != pair_llm) {
+        ibl_throw("ERR_MODEL_MISMATCH", "%s and %s come from different conversions (convert llm writes them as a pair): convert again",
+                  bind_path.c_str(), llm_path.c_str());
+    }
     const int n_layer = (int) ibl_gguf_int(gl, llm_path, "llama.block_count", true, 0, 1, 4096);
     const int n_embd  = (int) ibl_gguf_int(gl, llm_path, "llama.embedding_length", true, 0, 1, 1 << 20);
     if (n_layer != bind->llm_n_layer || n_embd != bind->llm_n_embd || D != n_embd) {
