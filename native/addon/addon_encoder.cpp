@@ -1,6 +1,7 @@
 // Bindings: ImageBind encoder objects (load, info, embed), and abort tokens for AbortSignal.
 #include "addon_util.h"
 #include "ibl_embed.h"
+#include "ibl_system.h"
 #include "ibl_threads.h"
 
 #include <atomic>
@@ -28,6 +29,7 @@ private:
 struct encoder_state {
     std::unique_ptr<ibl_model> model;
     std::mutex                 mu;
+    ~encoder_state() { model.reset(); ibl_release_free_memory(); }
 };
 
 
@@ -42,12 +44,8 @@ public:
     }
 
     Encoder(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Encoder>(info) {
-        if (info.Length() < 1 || !info[0].IsExternal()) {
-            ibl_throw_type(info.Env(), "Encoder cannot be constructed directly: use loadEncoder()");
-        }
-        state_ = *info[0].As<Napi::External<std::shared_ptr<encoder_state>>>().Data();
-        external_bytes_ = (int64_t) state_->model->weights_bytes;
-        Napi::MemoryManagement::AdjustExternalMemory(info.Env(), external_bytes_);
+        state_ = ibl_take_external<encoder_state>(info, "Encoder (use loadEncoder())");
+        memory_.set(info.Env(), (int64_t) state_->model->weights_bytes);
     }
 
     ~Encoder() override { release(); }
@@ -57,9 +55,8 @@ public:
 private:
     void release() {
         if (!state_) return;
-        if (external_bytes_) Napi::MemoryManagement::AdjustExternalMemory(Env(), -external_bytes_);
-        external_bytes_ = 0;
-        state_.reset();  // the model is freed when the last running job lets go of it
+        memory_.release(Env());
+        state_.reset();  // the model is freed now, or when the last running job lets go of it
     }
 
     std::shared_ptr<encoder_state> live(Napi::Env env) {
@@ -72,7 +69,7 @@ private:
     Napi::Value dispose(const Napi::CallbackInfo & info) { release(); return info.Env().Undefined(); }
 
     std::shared_ptr<encoder_state> state_;
-    int64_t                        external_bytes_ = 0;
+    ibl_external_memory            memory_;
 };
 
 Napi::Value Encoder::load(const Napi::CallbackInfo & info) {

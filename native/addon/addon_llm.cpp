@@ -2,6 +2,7 @@
 #include "addon_util.h"
 #include "ibl_mmllm.h"
 #include "ibl_text_stream.h"
+#include "ibl_system.h"
 #include "ibl_threads.h"
 
 #include <atomic>
@@ -10,12 +11,14 @@
 
 struct llm_state {
     std::unique_ptr<ibl_mmllm> m;
+    ~llm_state() { m.reset(); ibl_release_free_memory(); }
 };
 
 struct session_state {
     std::shared_ptr<llm_state>       model;  // keeps the model alive while the session exists
     std::unique_ptr<ibl_llm_session> s;
     std::mutex                       mu;
+    ~session_state() { s.reset(); ibl_release_free_memory(); }
 };
 
 static std::vector<float> read_f32(Napi::Env env, Napi::Value v, const char * what) {
@@ -44,9 +47,10 @@ public:
         });
     }
     LlmSession(const Napi::CallbackInfo & info) : Napi::ObjectWrap<LlmSession>(info) {
-        if (info.Length() < 1 || !info[0].IsExternal()) ibl_throw_type(info.Env(), "LlmSession cannot be constructed directly: use model.createSession()");
-        st_ = *info[0].As<Napi::External<std::shared_ptr<session_state>>>().Data();
+        st_ = ibl_take_external<session_state>(info, "LlmSession (use model.createSession())");
+        memory_.set(info.Env(), (int64_t) st_->s->memory_bytes());
     }
+    ~LlmSession() override { release(); }
 
 private:
     std::shared_ptr<session_state> live(Napi::Env env) {
@@ -156,7 +160,12 @@ private:
         ibl_call_js(info.Env(), [&] { std::lock_guard<std::mutex> l(st->mu); st->s->truncate((size_t) n); return 0; });
         return info.Env().Undefined();
     }
-    Napi::Value dispose(const Napi::CallbackInfo & info) { st_.reset(); return info.Env().Undefined(); }
+    void release() {
+        if (!st_) return;
+        memory_.release(Env());
+        st_.reset();
+    }
+    Napi::Value dispose(const Napi::CallbackInfo & info) { release(); return info.Env().Undefined(); }
     Napi::Value n_past(const Napi::CallbackInfo & info) { return Napi::Number::New(info.Env(), live(info.Env())->s->n_past()); }
     Napi::Value n_ctx(const Napi::CallbackInfo & info) { return Napi::Number::New(info.Env(), live(info.Env())->s->n_ctx()); }
     Napi::Value n_history(const Napi::CallbackInfo & info) {
@@ -166,6 +175,7 @@ private:
     }
 
     std::shared_ptr<session_state> st_;
+    ibl_external_memory            memory_;
 };
 
 class LlmModel : public Napi::ObjectWrap<LlmModel> {
@@ -181,9 +191,10 @@ public:
         });
     }
     LlmModel(const Napi::CallbackInfo & info) : Napi::ObjectWrap<LlmModel>(info) {
-        if (info.Length() < 1 || !info[0].IsExternal()) ibl_throw_type(info.Env(), "LlmModel cannot be constructed directly: use loadLlm()");
-        st_ = *info[0].As<Napi::External<std::shared_ptr<llm_state>>>().Data();
+        st_ = ibl_take_external<llm_state>(info, "LlmModel (use loadLlm())");
+        memory_.set(info.Env(), (int64_t) ibl_mmllm_bytes(*st_->m));
     }
+    ~LlmModel() override { release(); }
 
     static Napi::Value load(const Napi::CallbackInfo & info) {
         Napi::Env env = info.Env();
@@ -332,9 +343,15 @@ private:
             });
     }
 
-    Napi::Value dispose(const Napi::CallbackInfo & info) { st_.reset(); return info.Env().Undefined(); }
+    void release() {
+        if (!st_) return;
+        memory_.release(Env());
+        st_.reset();  // sessions keep the model alive until they are gone too
+    }
+    Napi::Value dispose(const Napi::CallbackInfo & info) { release(); return info.Env().Undefined(); }
 
     std::shared_ptr<llm_state> st_;
+    ibl_external_memory        memory_;
 };
 
 

@@ -170,6 +170,35 @@ auto ibl_call_js(Napi::Env env, F && fn) -> decltype(fn()) {
 
 
 
+// The state a wrapper object is constructed from, moved out of the External that carried it (the
+// External itself lives until the garbage collector takes it: a copy left there would keep the native
+// memory alive after dispose()).
+template <typename T>
+std::shared_ptr<T> ibl_take_external(const Napi::CallbackInfo & info, const char * what) {
+    if (info.Length() < 1 || !info[0].IsExternal()) ibl_throw_type(info.Env(), std::string(what) + " cannot be constructed directly");
+    auto * p = info[0].As<Napi::External<std::shared_ptr<T>>>().Data();
+    std::shared_ptr<T> out = std::move(*p);
+    if (!out) ibl_throw_type(info.Env(), std::string(what) + ": this handle was used already");
+    return out;
+}
+
+// Native memory reported to V8 while a wrapper holds it, so that the garbage collector runs when
+// JS forgets to dispose of large native objects; given back at dispose or finalization.
+class ibl_external_memory {
+public:
+    void set(Napi::Env env, int64_t bytes) {
+        release(env);
+        bytes_ = bytes;
+        if (bytes_) Napi::MemoryManagement::AdjustExternalMemory(env, bytes_);
+    }
+    void release(Napi::Env env) {
+        if (bytes_) Napi::MemoryManagement::AdjustExternalMemory(env, -bytes_);
+        bytes_ = 0;
+    }
+private:
+    int64_t bytes_ = 0;
+};
+
 // The flag of an AbortToken (addon_encoder.cpp) that JS sets when an AbortSignal fires; null when `v`
 // is not a token.
 std::shared_ptr<std::atomic<bool>> ibl_abort_token_flag(Napi::Env env, Napi::Value v);

@@ -1,4 +1,8 @@
 #include "ibl_system.h"
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include "ibl_error.h"
 
 #include "ggml-backend.h"
@@ -71,4 +75,10 @@ std::vector<ibl_backend_info> ibl_get_backends() {
 std::string ibl_get_system_info() {
     ibl_log_init();
     return llama_print_system_info();
+}
+
+void ibl_release_free_memory() {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
 }

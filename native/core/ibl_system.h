@@ -32,3 +32,7 @@ struct ibl_backend_info {
 ibl_versions                  ibl_get_versions();
 std::vector<ibl_backend_info> ibl_get_backends();
 std::string                   ibl_get_system_info();  // llama_print_system_info()
+
+// Gives freed heap memory back to the system where the C library keeps it (glibc's per-thread arenas
+// hold freed model weights otherwise): called after a model is freed.
+void                          ibl_release_free_memory();

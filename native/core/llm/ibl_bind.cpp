@@ -174,6 +174,7 @@ std::unique_ptr<ibl_bind> ibl_bind_load(const std::string & bind_path, const std
     }
     im.buf_bind = ggml_backend_alloc_ctx_tensors(im.ctx_bind, im.backend);
     if (!im.buf_bind) ibl_throw("ERR_OUT_OF_MEMORY", "%s: cannot allocate the bind weights", bind_path.c_str());
+    bind->weights_bytes = ggml_backend_buffer_get_size(im.buf_bind);
     ibl_gguf_load_tensor_data(bind_path, g, im.ctx_bind);
 
     // The LLM file: check the pairing, then map its Wv / Wo.

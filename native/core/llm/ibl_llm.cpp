@@ -108,7 +108,8 @@ ibl_llm_session::ibl_llm_session(const ibl_llm & llm, const ibl_session_params &
     const bool exact = llm.f32_weights;
     const std::string kv = sp.kv_type == "auto" ? (exact ? "f32" : "f16") : sp.kv_type;
     if (kv != "f32" && kv != "f16") ibl_throw("ERR_INVALID_ARG", "kv cache type must be auto, f32 or f16 (got '%s')", sp.kv_type.c_str());
-    cp.type_k = cp.type_v = kv == "f32" ? GGML_TYPE_F32 : GGML_TYPE_F16;
+    kv_type_ = kv == "f32" ? GGML_TYPE_F32 : GGML_TYPE_F16;
+    cp.type_k = cp.type_v = kv_type_;
     if (sp.flash_attn == "on") cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_ENABLED;
     else if (sp.flash_attn == "off" || (sp.flash_attn == "auto" && exact)) cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     else if (sp.flash_attn != "auto") ibl_throw("ERR_INVALID_ARG", "flash attention must be auto, on or off (got '%s')", sp.flash_attn.c_str());
@@ -134,6 +135,12 @@ ibl_llm_session::~ibl_llm_session() {
 }
 
 int ibl_llm_session::n_ctx() const { return n_ctx_; }
+
+size_t ibl_llm_session::memory_bytes() const {
+    const llama_model * m = llm_.model;
+    const size_t kv_per_token = (size_t) llama_model_n_embd(m) / std::max(1, llama_model_n_head(m)) * llama_model_n_head_kv(m) * 2;
+    return (size_t) llama_n_ctx(ctx_) * kv_per_token * llama_model_n_layer(m) * ggml_type_size(kv_type_);
+}
 
 void ibl_llm_session::set_injection(const std::vector<float> & d) {
     if (!d.empty() && d.size() != (size_t) llm_.n_embd * llm_.n_layer) {

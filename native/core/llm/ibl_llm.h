@@ -103,6 +103,8 @@ public:
     // Forgets everything after the first n tokens of the conversation (n ≤ history().size()).
     void truncate(size_t n);
     int  n_past() const { return n_past_; }
+    // Host or device bytes the session's context holds (its KV cache), for the garbage collector.
+    size_t memory_bytes() const;
     int  n_ctx() const;
     // The conversation's tokens (prompts and answers), including one not yet in the KV cache.
     const std::vector<llama_token> & history() const { return history_; }
@@ -114,7 +116,8 @@ private:
     const ibl_llm &          llm_;
     llama_context *          ctx_ = nullptr;
     int                      n_batch_;
-    int                      n_ctx_ = 0;   // tokens the session may hold (as asked; llama.cpp may allocate more)
+    int                      n_ctx_ = 0;
+    ggml_type                kv_type_ = GGML_TYPE_F16;   // tokens the session may hold (as asked; llama.cpp may allocate more)
     int                      n_past_ = 0;
     std::vector<llama_token> history_;
     std::vector<llama_token> pending_;   // in history_, not yet in the KV cache

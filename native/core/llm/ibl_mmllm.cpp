@@ -22,6 +22,10 @@ std::unique_ptr<ibl_mmllm> ibl_mmllm_load(const ibl_mmllm_paths & paths, const i
     return m;
 }
 
+size_t ibl_mmllm_bytes(const ibl_mmllm & m) {
+    return (size_t) llama_model_size(m.llm->model) + m.bind->weights_bytes + (m.cache ? m.cache->features_bytes : 0);
+}
+
 ibl_visual ibl_mmllm_visual(ibl_mmllm & m, const std::vector<std::vector<float>> & embeddings, const std::vector<float> & weights,
                             const ibl_knn_blend_params * cache) {
     ibl_visual r;
