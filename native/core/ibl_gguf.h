@@ -56,7 +56,8 @@ gguf_context * ibl_gguf_open(const std::string & path, struct ggml_context ** te
 
 // Reads the data of every tensor of `g` that `ctx` holds and that is allocated in a backend buffer
 // (host buffers are read into directly, others through a staging copy); tensors `ctx` lacks or that
-// are not allocated are skipped. Throws ERR_GGUF_TRUNCATED naming the file and tensor. With a
+// are not allocated are skipped. Throws ERR_GGUF_TRUNCATED naming the file and tensor, and
+// ERR_MODEL_INVALID for data holding NaN or infinite values. With a
 // monitor: progress(bytes done, bytes total) after each tensor, and ERR_ABORTED once abort is set.
 struct ibl_load_monitor {
     const std::atomic<bool> *                   abort = nullptr;

@@ -18,6 +18,8 @@ static uint64_t file_size_or_throw(const std::string & path) {
         ibl_throw("ERR_FILE_READ", "%s: cannot access file: %s", path.c_str(), strerror(errno));
     }
     if (S_ISDIR(st.st_mode)) ibl_throw("ERR_FILE_READ", "%s: is a directory, expected a .gguf file", path.c_str());
+    // A FIFO would block the open, a device (/dev/zero) never ends.
+    if (!S_ISREG(st.st_mode)) ibl_throw("ERR_FILE_READ", "%s: not a regular file (a FIFO, device or socket)", path.c_str());
     return (uint64_t) st.st_size;
 }
 
@@ -347,6 +349,14 @@ void ibl_gguf_load_tensor_data(const std::string & path, const gguf_context * g,
         if (rc != 0 || fread(dst, 1, n, f) != n) {
             fclose(f);
             ibl_throw("ERR_GGUF_TRUNCATED", "%s: cannot read tensor '%s'", path.c_str(), t->name);
+        }
+        // NaN/Inf in the weights (float values or block scales) would only show as NaN outputs.
+        ibl_log_clear_last_error();
+        if (!ggml_validate_row_data(t->type, dst, n)) {
+            fclose(f);
+            const std::string why = ibl_log_last_error();
+            ibl_throw("ERR_MODEL_INVALID", "%s: tensor '%s' holds NaN or infinite values%s%s", path.c_str(), t->name,
+                      why.empty() ? "" : ": ", why.c_str());
         }
         if (!host) ggml_backend_tensor_set(t, dst, 0, n);
         done += n;

@@ -152,6 +152,10 @@ void ibl_gguf_writer::write_tensor_data(const std::string & name, const void * d
     if (written_ != gguf_get_tensor_offset(gguf_, id)) {
         ibl_throw("ERR_INVALID_STATE", "tensor '%s': offset mismatch", name.c_str());
     }
+    // No file this writer produces holds NaN or infinity (in float values or block scales).
+    if (!ggml_validate_row_data(gguf_get_tensor_type(gguf_, id), data, nbytes)) {
+        ibl_throw("ERR_NON_FINITE", "tensor '%s' holds NaN or infinite values", name.c_str());
+    }
     const size_t align  = gguf_get_alignment(gguf_);
     const size_t padded = GGML_PAD(nbytes, align);
     static const uint8_t zeros[64] = {0};

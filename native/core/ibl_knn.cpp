@@ -108,6 +108,11 @@ void bind_tensors_mapped(ibl_knn & knn, ibl_knn_impl & im, uint64_t file_size) {
         if (ggml_backend_tensor_alloc(im.buf_w, t, addr) != GGML_STATUS_SUCCESS) {
             ibl_throw("ERR_MODEL_INVALID", "%s: cannot place tensor '%s'", knn.path.c_str(), t->name);
         }
+        // One pass over the mapped features at load (a search reads them all anyway): NaN or Inf would
+        // rank neighbours arbitrarily.
+        if (!ggml_validate_row_data(t->type, addr, ggml_nbytes(t))) {
+            ibl_throw("ERR_MODEL_INVALID", "%s: tensor '%s' holds NaN or infinite values", knn.path.c_str(), t->name);
+        }
     }
     knn.mapped = true;
 }

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { addon } from '../binding';
 import { ImageBindError, throwIfAborted } from '../errors';
-import { OutputFiles } from './output';
+import { OutputFiles, writeTensorFrom } from './output';
 import { ARCH_CACHE, CACHE_KEY, KEY, TN_CACHE } from '../keys';
 import type { GgufMetaEntry } from '../native';
 
@@ -216,7 +216,7 @@ export async function convertCache(indexPath: string, outPath: string, options: 
       next = k + 1 < nChunks ? readChunk(k + 1) : undefined;
       next?.catch(() => {});  // awaited on the next turn; keep an early failure from being unhandled
       throwIfAborted(options.signal, 'conversion');
-      await writer.writeTensor(TN_CACHE.FEATURES(k), values);
+      await writeTensorFrom(indexPath, writer, TN_CACHE.FEATURES(k), values);
       if (l2) {
         const rows = rowsOf(k);
         const sq = new Float32Array(rows);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { addon, packageRoot } from '../binding';
 import { ImageBindError, throwIfAborted } from '../errors';
-import { OutputFiles } from './output';
+import { OutputFiles, writeTensorFrom } from './output';
 import { ARCH_IMAGEBIND, FIELD, KEY, MODALITIES, Modality, PREFIX, TN, modalityKey } from '../keys';
 import type { GgufMetaEntry } from '../native';
 import { openTorchCheckpoint, TorchCheckpoint, TorchTensorInfo } from '../torch';
@@ -446,7 +446,7 @@ export async function convertImagebind(checkpoint: string, out: string, options:
     for (const t of p.plans) {
       throwIfAborted(options.signal, 'conversion');
       const data = await t.produce();
-      await writer.writeTensor(t.name, data);
+      await writeTensorFrom(checkpoint, writer, t.name, data);
       bytes += data.byteLength;
       options.onProgress?.(bytes, total, t.name);
     }

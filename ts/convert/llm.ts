@@ -22,7 +22,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { addon } from '../binding';
 import { ImageBindError, throwIfAborted } from '../errors';
-import { OutputFiles, conversionId } from './output';
+import { OutputFiles, conversionId, writeTensorFrom } from './output';
 import { ARCH_BIND, ARCH_LLAMA, BIND_KEY, BIND_TN, KEY } from '../keys';
 import type { GgufMetaEntry } from '../native';
 import { openTorchCheckpoint, TorchCheckpoint, TorchTensorInfo } from '../torch';
@@ -618,7 +618,7 @@ function planBind(d: Dims, bindType: BindType, ad: Adapter): TensorPlan[] {
 
 // --- writing -------------------------------------------------------------------------------------
 
-async function writeGgufFile(file: string, meta: GgufMetaEntry[], plans: TensorPlan[], progress: (bytes: number, name: string) => void, signal?: AbortSignal): Promise<void> {
+async function writeGgufFile(file: string, sources: string, meta: GgufMetaEntry[], plans: TensorPlan[], progress: (bytes: number, name: string) => void, signal?: AbortSignal): Promise<void> {
   const writer = new (addon().GgufStreamWriter)(file);
   try {
     writer.setMetadata(meta);
@@ -628,7 +628,7 @@ async function writeGgufFile(file: string, meta: GgufMetaEntry[], plans: TensorP
       throwIfAborted(signal, 'conversion');
       const data = await t.produce();
       if (data.length !== numel(t.shape)) fail('ERR_CHECKPOINT_INVALID', `tensor '${t.name}': got ${data.length} values, expected ${numel(t.shape)}`);
-      await writer.writeTensor(t.name, data);
+      await writeTensorFrom(sources, writer, t.name, data);
       progress(data.byteLength, t.name);
     }
     await writer.finish();
@@ -713,8 +713,9 @@ export async function convertLlm(options: ConvertLlmOptions): Promise<ConvertLlm
     };
     // The bind file first: small, and it reads every adapter tensor the injection needs. Neither
     // replaces an existing file until both are complete.
-    await writeGgufFile(outputs.temp(bindFile), bindMeta, bindPlans, progress, options.signal);
-    await writeGgufFile(outputs.temp(llmFile), llmMeta, llmPlans, progress, options.signal);
+    const sources = `${llamaDir} + ${adapter}`;
+    await writeGgufFile(outputs.temp(bindFile), sources, bindMeta, bindPlans, progress, options.signal);
+    await writeGgufFile(outputs.temp(llmFile), sources, llmMeta, llmPlans, progress, options.signal);
     outputs.commit();
     return {
       llm: llmFile, bind: bindFile, type, bindType, vocabSize: d.vocab, layers: d.nLayers, dim: d.dim,

@@ -103,6 +103,17 @@ export class OutputFiles {
   }
 }
 
+/** Writes one tensor; a NaN/Inf refused by the native writer is reported against the source file. */
+export async function writeTensorFrom(source: string, writer: { writeTensor(name: string, data: Float32Array | Uint8Array): Promise<void> },
+  name: string, data: Float32Array | Uint8Array): Promise<void> {
+  try {
+    await writer.writeTensor(name, data);
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_NON_FINITE') throw new ImageBindError('ERR_NON_FINITE', `${source}: ${(e as Error).message}: the weights are corrupt`);
+    throw e;
+  }
+}
+
 /** A random id that files converted together carry, so that a loader can tell a mixed pair. */
 export function conversionId(): string {
   return crypto.randomUUID();

@@ -99,19 +99,29 @@ std::vector<std::vector<float>> ibl_bind_impl::run(const std::function<std::vect
     return res;
 }
 
+// A tensor the bind network uses: present (when required), of a type its graph computes with (vectors
+// f32; matrices f32 or f16 in the bind file, any matmul type in the LLM file), of the expected shape.
 static ggml_tensor * need(ggml_context * ctx, const std::string & file, const std::string & name, std::initializer_list<int64_t> shape,
-                          bool required = true) {
+                          bool required = true, bool llm_matrix = false) {
     ggml_tensor * t = ggml_get_tensor(ctx, name.c_str());
     if (!t) {
         if (required) ibl_throw("ERR_MODEL_INVALID", "%s: missing tensor '%s'", file.c_str(), name.c_str());
         return nullptr;
     }
+    const bool matrix = shape.size() > 1;
+    const bool type_ok = t->type == GGML_TYPE_F32 || (matrix && (t->type == GGML_TYPE_F16 || (llm_matrix && ggml_is_quantized(t->type))));
+    if (!type_ok) {
+        ibl_throw("ERR_MODEL_INVALID", "%s: tensor '%s' is stored as %s, which the bind network cannot use (%s)", file.c_str(), name.c_str(),
+                  ggml_type_name(t->type), matrix ? "f32 or f16" : "f32");
+    }
     int i = 0;
-    for (int64_t d : shape) {
-        if (t->ne[i++] != d) {
-            ibl_throw("ERR_MODEL_MISMATCH", "%s: tensor '%s' is [%lld, %lld], expected [%lld, %lld]", file.c_str(), name.c_str(),
-                      (long long) t->ne[0], (long long) t->ne[1], (long long) *shape.begin(), (long long) (shape.size() > 1 ? *(shape.begin() + 1) : 1));
-        }
+    bool ok = true;
+    for (int64_t d : shape) ok = ok && t->ne[i++] == d;
+    for (; i < GGML_MAX_DIMS; ++i) ok = ok && t->ne[i] == 1;
+    if (!ok) {
+        ibl_throw("ERR_MODEL_MISMATCH", "%s: tensor '%s' is [%lld, %lld, %lld, %lld], expected [%lld, %lld]", file.c_str(), name.c_str(),
+                  (long long) t->ne[0], (long long) t->ne[1], (long long) t->ne[2], (long long) t->ne[3],
+                  (long long) *shape.begin(), (long long) (shape.size() > 1 ? *(shape.begin() + 1) : 1));
     }
     return t;
 }
@@ -171,6 +181,12 @@ std::unique_ptr<ibl_bind> ibl_bind_load(const std::string & bind_path, const std
     if (Q > 0) {
         im.prefix = need(im.ctx_bind, bind_path, IBL_TN_INJ_PREFIX, {D, Q});
         im.gate   = need(im.ctx_bind, bind_path, IBL_TN_INJ_GATE, {bind->n_head, Q});
+        for (const ggml_tensor * t : {im.prefix, im.gate}) {
+            if (t->type != GGML_TYPE_F32) {
+                ibl_throw("ERR_MODEL_INVALID", "%s: tensor '%s' is stored as %s, which the bind network cannot use (f32)", bind_path.c_str(),
+                          t->name, ggml_type_name(t->type));
+            }
+        }
     }
     im.buf_bind = ggml_backend_alloc_ctx_tensors(im.ctx_bind, im.backend);
     if (!im.buf_bind) ibl_throw("ERR_OUT_OF_MEMORY", "%s: cannot allocate the bind weights", bind_path.c_str());
@@ -198,8 +214,8 @@ std::unique_ptr<ibl_bind> ibl_bind_load(const std::string & bind_path, const std
     for (int j = 0; j < Q; ++j) {
         inject_layer L;
         L.il = first + j;
-        L.wv = need(im.ctx_llm, llm_path, tn(IBL_LLM_TN_ATTN_V, L.il), {D, D});
-        L.wo = need(im.ctx_llm, llm_path, tn(IBL_LLM_TN_ATTN_OUT, L.il), {D, D});
+        L.wv = need(im.ctx_llm, llm_path, tn(IBL_LLM_TN_ATTN_V, L.il), {D, D}, true, true);
+        L.wo = need(im.ctx_llm, llm_path, tn(IBL_LLM_TN_ATTN_OUT, L.il), {D, D}, true, true);
         if (bind->wv_rank > 0) {
             L.lora_a = need(im.ctx_bind, bind_path, tn(IBL_TN_INJ_WV_LORA_A, L.il), {D, bind->wv_rank});
             L.lora_b = need(im.ctx_bind, bind_path, tn(IBL_TN_INJ_WV_LORA_B, L.il), {bind->wv_rank, D});

@@ -2,11 +2,13 @@
 #include "ibl_threads.h"
 #include "ibl_error.h"
 #include "ibl_gguf.h"
+#include "ibl_llm_check.h"
 #include "ibl_text_stream.h"
 
 #include "gguf.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 ibl_llm::~ibl_llm() {
@@ -17,24 +19,22 @@ std::unique_ptr<ibl_llm> ibl_llm_load(const std::string & path, const ibl_llm_pa
     ibl_log_init();
     const int n_threads = ibl_threads_resolve(params.n_threads);
     ibl_threads_probe(n_threads);
-    // Check the file ourselves first: llama.cpp only logs why it refuses a file.
-    bool f32_weights = false;
+    // Check the file ourselves first: llama.cpp only logs why it refuses a file, and aborts the process
+    // on some files it does not expect.
+    ibl_llm_hparams hp;
     {
-        gguf_context * g = ibl_gguf_open(path, nullptr);
+        ggml_context * tctx = nullptr;
+        gguf_context * g = ibl_gguf_open(path, &tctx);
+        struct guard { gguf_context * g; ggml_context * t; ~guard() { gguf_free(g); if (t) ggml_free(t); } } gd{g, tctx};
         const std::string arch = ibl_gguf_str(g, path, "general.architecture", false, "");
-        try {
-            if (arch == "llama") f32_weights = ibl_gguf_int(g, path, "general.file_type", false, 1, 0, 1 << 20) == 0;
-        } catch (...) {
-            gguf_free(g);
-            throw;
-        }
-        gguf_free(g);
         if (arch != "llama") {
             ibl_throw("ERR_MODEL_WRONG_TYPE", "%s: not an ImageBind-LLM language model: general.architecture is '%s', expected 'llama'%s",
                       path.c_str(), arch.c_str(),
                       arch == "imagebind" ? " (this is the encoder)" : arch == "imagebind-llm-bind" ? " (this is the bind file)" : "");
         }
+        hp = ibl_llm_check(g, tctx, path);
     }
+    const bool f32_weights = hp.f32_weights;
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = params.device == "cpu" ? 0 : params.n_gpu_layers;
     // llama.cpp calls this while it reads the weights; returning false stops the load.
@@ -45,6 +45,9 @@ std::unique_ptr<ibl_llm> ibl_llm_load(const std::string & path, const ibl_llm_pa
         return true;
     };
     mp.progress_callback_user_data = (void *) &params;
+    // Every tensor's data is checked as it is read (NaN/Inf in floats and block scales): an error, not
+    // NaN logits.
+    mp.check_tensors = true;
     ibl_log_clear_last_error();
     llama_model * model = llama_model_load_from_file(path.c_str(), mp);
     if (!model && params.abort && params.abort->load()) ibl_throw("ERR_ABORTED", "%s: loading aborted", path.c_str());
@@ -172,6 +175,15 @@ void ibl_llm_session::decode(const std::vector<llama_token> & tokens, const std:
         }
         n_past_ += n;
         if (progress) progress((int) (i + n), (int) tokens.size());
+    }
+    const float * logits = llama_get_logits_ith(ctx_, -1);
+    for (int v = 0; v < llm_.n_vocab; ++v) {
+        if (!std::isfinite(logits[v])) {
+            llama_memory_seq_rm(llama_get_memory(ctx_), 0, n_start, -1);
+            n_past_ = n_start;
+            have_logits_ = false;
+            ibl_throw("ERR_NON_FINITE", "%s: the model's logits are not finite (its weights or the injected vectors are out of range)", llm_.path.c_str());
+        }
     }
     have_logits_ = true;
 }
