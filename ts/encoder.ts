@@ -1,11 +1,11 @@
 // The ImageBind encoder API: load an encoder GGUF, embed inputs of any modality into one space.
 // File reading and media decoding are asynchronous; preprocessing and the GGML graphs run on a native
 // worker thread, so nothing here blocks the event loop.
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import { addon } from './binding';
 import { withAbortToken } from './abort';
 import { AbortError, ImageBindError, throwIfAborted } from './errors';
+import { READ_LIMITS, readRegular } from './files';
 import { checkDevice, checkInt, checkThreads } from './options';
 import { decodeAudio, decodeVideoClips } from './media';
 import type { Modality } from './keys';
@@ -95,16 +95,8 @@ const KIND_MODALITY: Record<InputKind, Modality> = {
   image: 'vision', video: 'vision', audio: 'audio', text: 'text', depth: 'depth', thermal: 'thermal', imu: 'imu', point: 'point',
 };
 
-async function readInput(p: string, signal?: AbortSignal): Promise<Uint8Array> {
-  try {
-    return await fs.readFile(p, { signal });
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.name === 'AbortError') throw new AbortError();
-    if (err.code === 'ENOENT') throw new ImageBindError('ERR_FILE_NOT_FOUND', `${p}: file not found`);
-    if (err.code === 'EISDIR') throw new ImageBindError('ERR_FILE_READ', `${p}: is a directory`);
-    throw new ImageBindError('ERR_FILE_READ', `${p}: ${err.message}`);
-  }
+function readInput(p: string, signal?: AbortSignal): Promise<Uint8Array> {
+  return readRegular(p, READ_LIMITS.input, 'an input file', signal);
 }
 
 function describe(input: EmbedInput): string {

@@ -25,6 +25,17 @@ export interface MediaOptions {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Bounds on what decoding may produce (README: "What is refused").
+
+/** The longest audio read whole (it is resampled in memory); the native reader has the same bound. */
+export const MAX_AUDIO_SECONDS = 1800;
+const MAX_AUDIO_CHANNELS = 16;
+const MAX_FRAME_SIDE = 16384;
+const MAX_FRAME_PIXELS = 8192 * 8192;
+const MAX_CLIPS = 64;
+const MAX_FRAMES_PER_CLIP = 64;
+
+// ---------------------------------------------------------------------------------------------
 // Audio
 
 export interface DecodedAudio {
@@ -49,10 +60,43 @@ export async function decodeAudio(input: MediaInput, opts: MediaOptions = {}): P
     ];
     const run = startFfmpeg(ff.path, args, { label, file, stream: 'audio', signal: opts.signal });
     const chunks: Buffer[] = [];
-    run.stdout.on('data', (c: Buffer) => chunks.push(c));
+    // The decoded size is known only once decoding runs (a small FLAC of hours of silence decodes to
+    // gigabytes): stop at the first byte beyond MAX_AUDIO_SECONDS of the stream's own format.
+    let total = 0;
+    let limit = Infinity;
+    run.stdout.on('data', (c: Buffer) => {
+      chunks.push(c);
+      total += c.length;
+      if (limit === Infinity && total >= 64) {
+        const head = Buffer.concat(chunks);
+        const fmt = wavFormat(head);
+        if (fmt) {
+          if (fmt.channels > MAX_AUDIO_CHANNELS) {
+            run.fail(new ImageBindError('ERR_AUDIO_UNSUPPORTED', `${label}: ${fmt.channels} audio channels, more than the ${MAX_AUDIO_CHANNELS} this reads`));
+          }
+          limit = head.length + MAX_AUDIO_SECONDS * fmt.sampleRate * fmt.channels * 4;
+        }
+      }
+      if (total > limit) {
+        run.fail(new ImageBindError('ERR_AUDIO_TOO_LONG', `${label}: the audio is longer than the ${MAX_AUDIO_SECONDS} s this reads (trim it)`));
+      }
+    });
     await run.done;
     return parseFloatWav(Buffer.concat(chunks), label);
   });
+}
+
+/** Channels and rate from the head of a WAV stream (null until its fmt chunk has arrived). */
+function wavFormat(buf: Buffer): { channels: number; sampleRate: number } | null {
+  if (buf.length < 12 || buf.toString('latin1', 0, 4) !== 'RIFF') return null;
+  for (let pos = 12; pos + 8 <= buf.length;) {
+    const id = buf.toString('latin1', pos, pos + 4);
+    const size = buf.readUInt32LE(pos + 4);
+    if (id === 'fmt ' && pos + 16 <= buf.length) return { channels: buf.readUInt16LE(pos + 10), sampleRate: buf.readUInt32LE(pos + 12) };
+    if (id === 'data') return null;
+    pos += 8 + size + (size & 1);
+  }
+  return null;
 }
 
 /** Parses ffmpeg's streamed float32 WAV (its size fields are placeholders: data runs to the end). */
@@ -189,14 +233,21 @@ export async function decodeVideoClips(input: MediaInput, opts: VideoClipOptions
   const clipsPerVideo = opts.clipsPerVideo ?? 5;
   const framesPerClip = opts.framesPerClip ?? Number(clipDuration.n / clipDuration.d);
   if (clipDuration.n <= 0n) throw new RangeError(`clipDuration must be positive, got ${fmt(clipDuration)}`);
-  if (!Number.isInteger(clipsPerVideo) || clipsPerVideo < 1) throw new RangeError(`clipsPerVideo must be a positive integer, got ${clipsPerVideo}`);
-  if (!Number.isInteger(framesPerClip) || framesPerClip < 1) {
-    throw new RangeError(`framesPerClip must be a positive integer, got ${framesPerClip} (it defaults to the whole seconds of clipDuration)`);
+  if (!Number.isInteger(clipsPerVideo) || clipsPerVideo < 1 || clipsPerVideo > MAX_CLIPS) {
+    throw new RangeError(`clipsPerVideo must be an integer from 1 to ${MAX_CLIPS}, got ${clipsPerVideo}`);
+  }
+  if (!Number.isInteger(framesPerClip) || framesPerClip < 1 || framesPerClip > MAX_FRAMES_PER_CLIP) {
+    throw new RangeError(`framesPerClip must be an integer from 1 to ${MAX_FRAMES_PER_CLIP}, got ${framesPerClip} (it defaults to the whole seconds of clipDuration)`);
   }
 
   const ff = await findFfmpeg();
   return withInputFile(input, opts.signal, async (file, label) => {
     const probe = await probePackets(ff.path, file, label, opts.signal);
+    // Every kept frame is width × height × 3 bytes: bound them before decoding any.
+    const { width, height } = probe.meta;
+    if (!(width > 0 && height > 0 && width <= MAX_FRAME_SIDE && height <= MAX_FRAME_SIDE && width * height <= MAX_FRAME_PIXELS)) {
+      throw new ImageBindError('ERR_MEDIA_TOO_LARGE', `Cannot decode ${label}: frames of ${width}×${height} are larger than this reads (${MAX_FRAME_PIXELS} pixels, sides up to ${MAX_FRAME_SIDE})`);
+    }
     const shape = { clipDuration, clipsPerVideo, framesPerClip };
     // Progress only moves forward (a second decode, when one is needed, reports nothing new).
     let reported = -1;
@@ -856,6 +907,8 @@ async function withInputFile<T>(input: MediaInput, signal: AbortSignal | undefin
       throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot read ${input}: ${(e as Error).message}`);
     }
     if (st.isDirectory()) throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${input}: it is a directory`);
+    // ffmpeg would wait forever on a FIFO and read a device without end.
+    if (!st.isFile()) throw new ImageBindError('ERR_FILE_READ', `Cannot decode ${input}: not a regular file (a FIFO, device or socket)`);
     throwIfAborted(signal);
     return fn(path.resolve(input), input);
   }

@@ -25,6 +25,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { Parser } from 'pickleparser';
 import * as yauzl from 'yauzl';
 import { ImageBindError } from './errors';
+import { refuseSpecial } from './files';
 
 export type TorchDtype =
   | 'float32'
@@ -103,7 +104,11 @@ const STORAGE_DTYPES: Record<string, TorchDtype> = {
   UntypedStorage: 'uint8',
 };
 
-const MAX_PICKLE_BYTES = 1 << 30;
+const MAX_PICKLE_BYTES = 64 << 20;
+// A state_dict of the largest checkpoint we read (LLaMA-65B) has a few thousand tensors.
+const MAX_PICKLE_VALUES = 200_000;
+const MAX_PICKLE_DEPTH = 64;
+const MAX_PICKLE_NAME = 1024;
 // One positional read at most this long (fs caps a read at 2 GiB - 1).
 const READ_CHUNK = 1 << 30;
 
@@ -480,6 +485,8 @@ export class TorchCheckpoint {
     if (typeof path !== 'string' || path.length === 0) {
       throw new ImageBindError('ERR_INVALID_ARG_TYPE', `openTorchCheckpoint: expected a file path string, received ${path === '' ? 'an empty string' : typeof path}`);
     }
+    // Before open: a FIFO would block it.
+    await refuseSpecial(path).catch((e) => { throw checkpointError('ERR_CHECKPOINT_INVALID', path, `is not a regular file (${(e as Error).message.replace(`${path}: `, '')})`); });
     let fh: FileHandle;
     try {
       fh = await fs.promises.open(path, 'r');
@@ -606,21 +613,36 @@ export class TorchCheckpoint {
       list.push(info);
       return info;
     };
-    const convert = (v: unknown, name: string): TorchValue => {
-      if (v instanceof TensorRef) return toInfo(name, v);
-      if (v instanceof Map) {
-        const m = new Map<unknown, TorchValue>();
-        for (const [k, x] of v) m.set(k, convert(x, name === '' ? String(k) : `${name}.${String(k)}`));
-        return m;
+    // The pickle may share one object many times (memo references): a 1 KB pickle can describe a
+    // tree of 2^100 nodes, or a cycle. The walk counts every visit and refuses cycles and depth.
+    let visits = 0;
+    const onPath = new Set<unknown>();
+    const convert = (v: unknown, name: string, depth: number): TorchValue => {
+      if (++visits > MAX_PICKLE_VALUES) {
+        fail('ERR_CHECKPOINT_INVALID', `data.pkl expands to more than ${MAX_PICKLE_VALUES} values (shared references multiply it); not a checkpoint of tensors`);
       }
-      if (Array.isArray(v)) return v.map((x, i) => convert(x, name === '' ? String(i) : `${name}.${i}`));
+      if (depth > MAX_PICKLE_DEPTH) fail('ERR_CHECKPOINT_INVALID', `data.pkl nests containers more than ${MAX_PICKLE_DEPTH} deep`);
+      if (name.length > MAX_PICKLE_NAME) fail('ERR_CHECKPOINT_INVALID', `data.pkl has a tensor name longer than ${MAX_PICKLE_NAME} characters`);
+      if (v instanceof TensorRef) return toInfo(name, v);
+      if (v instanceof Map || Array.isArray(v)) {
+        if (onPath.has(v)) fail('ERR_CHECKPOINT_INVALID', `data.pkl holds a container that contains itself ('${name || '<root>'}')`);
+        onPath.add(v);
+        try {
+          if (Array.isArray(v)) return v.map((x, i) => convert(x, name === '' ? String(i) : `${name}.${i}`, depth + 1));
+          const m = new Map<unknown, TorchValue>();
+          for (const [k, x] of v) m.set(k, convert(x, name === '' ? String(k) : `${name}.${String(k)}`, depth + 1));
+          return m;
+        } finally {
+          onPath.delete(v);
+        }
+      }
       if (v instanceof StorageRef) fail('ERR_CHECKPOINT_UNSUPPORTED', `'${name || '<root>'}' is a bare storage, not a tensor`);
       if (v === null || typeof v === 'boolean' || typeof v === 'number' || typeof v === 'bigint' || typeof v === 'string' || v instanceof Uint8Array) {
         return v as TorchValue;
       }
       fail('ERR_CHECKPOINT_UNSUPPORTED', `'${name || '<root>'}' holds a value this reader does not support`);
     };
-    const root = convert(raw, '');
+    const root = convert(raw, '', 0);
 
     // Local headers give where each entry's bytes start; checking them now finds a cut-short file
     // before a long conversion starts.

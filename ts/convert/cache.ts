@@ -13,6 +13,7 @@ import path from 'node:path';
 import { addon } from '../binding';
 import { ImageBindError, throwIfAborted } from '../errors';
 import { OutputFiles, writeTensorFrom } from './output';
+import { refuseSpecial } from '../files';
 import { ARCH_CACHE, CACHE_KEY, KEY, TN_CACHE } from '../keys';
 import type { GgufMetaEntry } from '../native';
 
@@ -97,6 +98,7 @@ function hex(bytes: Uint8Array): string {
  * metric_type (i32), then the row data as a size_t count of floats followed by the floats.
  */
 export async function readFaissHeader(file: string): Promise<FaissIndexHeader> {
+  await refuseSpecial(file);  // before open: a FIFO would block it
   let fh: fs.promises.FileHandle;
   try {
     fh = await fs.promises.open(file, 'r');
@@ -166,6 +168,7 @@ export async function convertCache(indexPath: string, outPath: string, options: 
   }
   throwIfAborted(options.signal, 'conversion');
   const outputs = OutputFiles.prepare([outPath]);
+  await refuseSpecial(indexPath).catch((e) => { outputs.discard(); throw e; });
   let fh: fs.promises.FileHandle;
   try {
     fh = await fs.promises.open(indexPath, 'r');

@@ -7,6 +7,7 @@ import zlib from 'node:zlib';
 import { addon, packageRoot } from '../binding';
 import { ImageBindError, throwIfAborted } from '../errors';
 import { OutputFiles, writeTensorFrom } from './output';
+import { READ_LIMITS, readRegularSync } from '../files';
 import { ARCH_IMAGEBIND, FIELD, KEY, MODALITIES, Modality, PREFIX, TN, modalityKey } from '../keys';
 import type { GgufMetaEntry } from '../native';
 import { openTorchCheckpoint, TorchCheckpoint, TorchTensorInfo } from '../torch';
@@ -71,9 +72,9 @@ function loadConfig(c: ConvertImagebindOptions['config']): ImagebindConfig {
   if (typeof c !== 'string') return c;
   let text: string;
   try {
-    text = fs.readFileSync(c, 'utf8');
+    text = readRegularSync(c, READ_LIMITS.json, 'a config').toString('utf8');
   } catch (e) {
-    fail('ERR_FILE_NOT_FOUND', `${c}: cannot read the config: ${(e as Error).message}`);
+    fail((e as { code?: string }).code ?? 'ERR_FILE_NOT_FOUND', `${c}: cannot read the config: ${(e as Error).message.replace(`${c}: `, '')}`);
   }
   try {
     return JSON.parse(text) as ImagebindConfig;

@@ -23,6 +23,7 @@ import { Worker } from 'node:worker_threads';
 import { addon } from '../binding';
 import { ImageBindError, throwIfAborted } from '../errors';
 import { OutputFiles, conversionId, writeTensorFrom } from './output';
+import { READ_LIMITS, readRegularSync } from '../files';
 import { ARCH_BIND, ARCH_LLAMA, BIND_KEY, BIND_TN, KEY } from '../keys';
 import type { GgufMetaEntry } from '../native';
 import { openTorchCheckpoint, TorchCheckpoint, TorchTensorInfo } from '../torch';
@@ -237,7 +238,7 @@ async function openLlama(dir: string): Promise<{ params: LlamaParams; vocab: Sen
 function readParams(file: string): LlamaParams {
   let p: Record<string, unknown>;
   try {
-    p = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    p = JSON.parse(readRegularSync(file, READ_LIMITS.json, 'params.json').toString('utf8')) as Record<string, unknown>;
   } catch (e) {
     fail('ERR_CONFIG_INVALID', `${file}: not valid JSON: ${(e as Error).message}`);
   }

@@ -12,6 +12,7 @@
 import fs from 'node:fs';
 import * as protobuf from 'protobufjs';
 import { ImageBindError } from '../errors';
+import { READ_LIMITS, readRegularSync } from '../files';
 import type { GgufMetaEntry } from '../native';
 
 const SCHEMA = `
@@ -146,10 +147,10 @@ export function parseSentencePiece(bytes: Uint8Array, file = 'tokenizer.model'):
 export function readSentencePiece(file: string): SentencePieceVocab {
   let bytes: Buffer;
   try {
-    bytes = fs.readFileSync(file);
+    bytes = readRegularSync(file, READ_LIMITS.tokenizer, 'a tokenizer');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'ERR_FILE_NOT_FOUND' : 'ERR_FILE_READ';
-    throw new ImageBindError(code, `${file}: cannot read the tokenizer: ${(e as Error).message}`);
+    const code = (e as { code?: string }).code ?? 'ERR_FILE_READ';
+    throw new ImageBindError(code, `${file}: cannot read the tokenizer: ${(e as Error).message.replace(`${file}: `, '')}`);
   }
   return parseSentencePiece(bytes, file);
 }

@@ -175,6 +175,28 @@ std::vector<float> ibl_images_to_clips(const float * x, int64_t n, int64_t C, in
     return out;
 }
 
+void ibl_encoder_check_geometry(const ibl_model & model) {
+    for (int m = 0; m < IBL_MOD_COUNT; ++m) {
+        const ibl_modality mod = (ibl_modality) m;
+        const ibl_modality_info & info = ibl_modality_get(mod);
+        const ibl_modality_model & mm = model.mod(mod);
+        if (!mm.present || (info.stem != IBL_STEM_PATCH && info.stem != IBL_STEM_WINDOWS)) continue;
+        const patch_geometry g = geometry_of(model, mod);
+        const int dims[3] = {g.T, g.H, g.W};
+        int64_t P = 1;
+        for (int i = 0; i < 3; ++i) {
+            if (dims[i] < g.kernel[i]) {
+                ibl_throw("ERR_MODEL_INVALID", "%s: the %s input (%d × %d × %d) is smaller than its kernel", model.path.c_str(), info.name, g.T, g.H, g.W);
+            }
+            P *= (dims[i] - g.kernel[i]) / g.stride[i] + 1;
+        }
+        if (P + 1 != mm.hp.num_tokens) {
+            ibl_throw("ERR_MODEL_INVALID", "%s: the %s input geometry gives %lld patches, but the model has %d tokens", model.path.c_str(),
+                      info.name, (long long) P, mm.hp.num_tokens);
+        }
+    }
+}
+
 int64_t ibl_encoder_item_size(const ibl_model & model, ibl_modality mod) {
     switch (mod) {
         case IBL_MOD_TEXT: return model.text.context_len;

@@ -1,4 +1,5 @@
 #include "ibl_model.h"
+#include "ibl_encoder.h"
 #include "ibl_threads.h"
 #include "ibl_error.h"
 #include "ibl_gguf.h"
@@ -10,6 +11,7 @@
 #include "gguf.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 
@@ -82,11 +84,13 @@ struct meta_reader {
 };
 
 void load_trunk_hparams(const meta_reader & r, const char * m, ibl_trunk_hparams & hp) {
-    hp.embed_dim   = r.i(m, IBL_F_EMBED_DIM, 1, 65536);
-    hp.n_blocks    = r.i(m, IBL_F_BLOCK_COUNT, 0, 1024);
-    hp.n_heads     = r.i(m, IBL_F_HEAD_COUNT, 1, 1024);
-    hp.ffn_dim     = r.i(m, IBL_F_FFN_DIM, 1, 1 << 20);
-    hp.num_tokens  = r.i(m, IBL_F_NUM_TOKENS, 1, 1 << 20);
+    // Bounds: what the architecture and memory allow (ImageBind-huge: width 1280, 32 blocks, 16 heads,
+    // 5120 hidden, 257 tokens; the attention matrices grow with the square of the tokens).
+    hp.embed_dim   = r.i(m, IBL_F_EMBED_DIM, 1, 8192);
+    hp.n_blocks    = r.i(m, IBL_F_BLOCK_COUNT, 0, 256);
+    hp.n_heads     = r.i(m, IBL_F_HEAD_COUNT, 1, 256);
+    hp.ffn_dim     = r.i(m, IBL_F_FFN_DIM, 1, 65536);
+    hp.num_tokens  = r.i(m, IBL_F_NUM_TOKENS, 1, 4096);
     hp.ln_eps      = r.f(m, IBL_F_LN_EPS, 0, 1, false, 1e-6);
     hp.stem_ln_eps = r.f(m, IBL_F_STEM_LN_EPS, 0, 1, false, 1e-5);
     hp.head_ln_eps = r.f(m, IBL_F_HEAD_LN_EPS, 0, 1, false, 1e-6);
@@ -94,7 +98,7 @@ void load_trunk_hparams(const meta_reader & r, const char * m, ibl_trunk_hparams
     hp.pre_ln      = r.b(m, IBL_F_PRE_LN, false);
     hp.kv_bias     = r.b(m, IBL_F_KV_BIAS, false);
     hp.causal      = r.b(m, IBL_F_CAUSAL, false);
-    hp.in_channels = r.i(m, IBL_F_IN_CHANNELS, 0, 4096, false, 0);
+    hp.in_channels = r.i(m, IBL_F_IN_CHANNELS, 0, 64, false, 0);
     for (int64_t k : ibl_gguf_int_array(r.g, r.file, r.key(m, IBL_F_KERNEL))) hp.kernel.push_back((int) k);
     for (int64_t s : ibl_gguf_int_array(r.g, r.file, r.key(m, IBL_F_STRIDE))) hp.stride.push_back((int) s);
     if (hp.embed_dim % hp.n_heads != 0) {
@@ -104,7 +108,7 @@ void load_trunk_hparams(const meta_reader & r, const char * m, ibl_trunk_hparams
         ibl_throw("ERR_MODEL_INVALID", "%s: %s kernel_size/stride must have the same 1 to 3 entries", r.file.c_str(), m);
     }
     for (size_t i = 0; i < hp.kernel.size(); ++i) {
-        if (hp.kernel[i] < 1 || hp.stride[i] < 1 || hp.kernel[i] > 4096 || hp.stride[i] > hp.kernel[i]) {
+        if (hp.kernel[i] < 1 || hp.stride[i] < 1 || hp.kernel[i] > 256 || hp.stride[i] > hp.kernel[i]) {
             ibl_throw("ERR_MODEL_INVALID", "%s: %s kernel_size/stride out of range", r.file.c_str(), m);
         }
     }
@@ -216,42 +220,49 @@ void load_modality(const meta_reader & r, const tensor_getter & tg, ibl_model & 
 void load_preprocess_params(const meta_reader & r, ibl_model & model) {
     if (model.mods[IBL_MOD_VISION].present) {
         auto & v = model.vision;
-        v.image_size      = r.i("vision", IBL_F_IMAGE_SIZE, 1, 16384, false, v.image_size);
-        v.frames          = r.i("vision", IBL_F_FRAMES, 1, 64, false, v.frames);
-        v.clips_per_video = r.i("vision", IBL_F_CLIPS_PER_VIDEO, 1, 1024, false, v.clips_per_video);
-        v.clip_duration   = r.f("vision", IBL_F_CLIP_DURATION, 1e-3, 1e4, false, v.clip_duration);
+        v.image_size      = r.i("vision", IBL_F_IMAGE_SIZE, 1, 2048, false, v.image_size);
+        v.frames          = r.i("vision", IBL_F_FRAMES, 1, 16, false, v.frames);
+        v.clips_per_video = r.i("vision", IBL_F_CLIPS_PER_VIDEO, 1, 64, false, v.clips_per_video);
+        v.clip_duration   = r.f("vision", IBL_F_CLIP_DURATION, 1e-3, 60, false, v.clip_duration);
         const auto mean = ibl_gguf_float_array(r.g, r.file, r.key("vision", IBL_F_IMAGE_MEAN));
         const auto std  = ibl_gguf_float_array(r.g, r.file, r.key("vision", IBL_F_IMAGE_STD));
         if (mean.size() == 3 && std.size() == 3) {
-            for (int c = 0; c < 3; ++c) { v.mean[c] = (float) mean[c]; v.std[c] = (float) std[c]; }
+            for (int c = 0; c < 3; ++c) {
+                if (!std::isfinite(mean[c]) || !(std::fabs(std[c]) >= 1e-6) || !std::isfinite(std[c])) {
+                    ibl_throw("ERR_MODEL_INVALID", "%s: vision image_mean/image_std must be finite with std ≠ 0 (channel %d: %g / %g)",
+                              r.file.c_str(), c, mean[c], std[c]);
+                }
+                v.mean[c] = (float) mean[c];
+                v.std[c]  = (float) std[c];
+            }
         }
     }
     if (model.mods[IBL_MOD_AUDIO].present) {
         auto & a = model.audio;
-        a.sample_rate     = r.i("audio", IBL_F_SAMPLE_RATE, 1000, 1000000, false, a.sample_rate);
-        a.mel_bins        = r.i("audio", IBL_F_MEL_BINS, 1, 4096, false, a.mel_bins);
-        a.target_len      = r.i("audio", IBL_F_TARGET_LEN, 1, 1 << 20, false, a.target_len);
-        a.clips_per_video = r.i("audio", IBL_F_CLIPS_PER_VIDEO, 1, 1024, false, a.clips_per_video);
-        a.clip_duration   = r.f("audio", IBL_F_CLIP_DURATION, 1e-3, 1e4, false, a.clip_duration);
+        a.sample_rate     = r.i("audio", IBL_F_SAMPLE_RATE, 1000, 192000, false, a.sample_rate);
+        a.mel_bins        = r.i("audio", IBL_F_MEL_BINS, 1, 512, false, a.mel_bins);
+        a.target_len      = r.i("audio", IBL_F_TARGET_LEN, 1, 4096, false, a.target_len);
+        a.clips_per_video = r.i("audio", IBL_F_CLIPS_PER_VIDEO, 1, 64, false, a.clips_per_video);
+        a.clip_duration   = r.f("audio", IBL_F_CLIP_DURATION, 1e-3, 60, false, a.clip_duration);
         a.mean            = r.f("audio", IBL_F_AUDIO_MEAN, -1e6, 1e6, false, a.mean);
         a.std             = r.f("audio", IBL_F_AUDIO_STD, 1e-9, 1e6, false, a.std);
     }
     if (model.mods[IBL_MOD_TEXT].present) {
-        model.text.context_len = r.i("text", IBL_F_CONTEXT_LEN, 1, 1 << 20, false, model.text.context_len);
-        model.text.vocab_size  = r.i("text", IBL_F_VOCAB_SIZE, 1, 1 << 24);
+        model.text.context_len = r.i("text", IBL_F_CONTEXT_LEN, 1, 1024, false, model.text.context_len);
+        model.text.vocab_size  = r.i("text", IBL_F_VOCAB_SIZE, 1, 1 << 20);
         model.bpe_merges = ibl_gguf_str_array(r.g, r.file, r.key("text", IBL_F_BPE_MERGES));
         if (model.bpe_merges.empty()) ibl_throw("ERR_MODEL_INVALID", "%s: the text encoder has no BPE merges (imagebind.text.bpe_merges)", r.file.c_str());
     }
-    model.depth.image_size   = r.i("depth", IBL_F_IMAGE_SIZE, 1, 16384, false, 224);
-    model.thermal.image_size = r.i("thermal", IBL_F_IMAGE_SIZE, 1, 16384, false, 224);
+    model.depth.image_size   = r.i("depth", IBL_F_IMAGE_SIZE, 1, 2048, false, 224);
+    model.thermal.image_size = r.i("thermal", IBL_F_IMAGE_SIZE, 1, 2048, false, 224);
     if (model.mods[IBL_MOD_IMU].present) {
-        model.imu.channels = r.i("imu", IBL_F_IMU_CHANNELS, 1, 1024, false, model.imu.channels);
-        model.imu.length   = r.i("imu", IBL_F_IMU_LENGTH, 1, 1 << 24, false, model.imu.length);
-        model.imu.window   = r.i("imu", IBL_F_IMU_WINDOW, 1, 1 << 16, false, model.imu.window);
+        model.imu.channels = r.i("imu", IBL_F_IMU_CHANNELS, 1, 64, false, model.imu.channels);
+        model.imu.length   = r.i("imu", IBL_F_IMU_LENGTH, 1, 1 << 17, false, model.imu.length);
+        model.imu.window   = r.i("imu", IBL_F_IMU_WINDOW, 1, 4096, false, model.imu.window);
     }
     if (model.mods[IBL_MOD_POINT].present) {
-        model.point.num_group  = r.i("point", IBL_F_NUM_GROUP, 1, 1 << 20);
-        model.point.group_size = r.i("point", IBL_F_GROUP_SIZE, 1, 1 << 16);
+        model.point.num_group  = r.i("point", IBL_F_NUM_GROUP, 1, 8192);
+        model.point.group_size = r.i("point", IBL_F_GROUP_SIZE, 1, 1024);
     }
 }
 
@@ -300,6 +311,7 @@ std::unique_ptr<ibl_model> ibl_model_load(const std::string & path, const ibl_mo
         load_modality(r, tg, *model, id);
     }
     load_preprocess_params(r, *model);
+    ibl_encoder_check_geometry(*model);
     if (model->mods[IBL_MOD_TEXT].present) model->tokenizer = std::make_shared<ibl_bpe>(model->bpe_merges);
     if (model->mods[IBL_MOD_AUDIO].present) {
         ibl_audio_params ap;

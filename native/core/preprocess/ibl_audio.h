@@ -31,8 +31,8 @@
 constexpr int IBL_AUDIO_MAX_RATE = 1000000;  // Hz; bounds the polyphase table (<= ~50 MB for any rate pair)
 // Below this an upsampling to 16 kHz multiplies the samples (a 1 Hz WAV would become 16000× longer).
 constexpr int IBL_AUDIO_MIN_RATE = 1000;
-// Longest waveform read (the whole of it is resampled in memory): one hour.
-constexpr int IBL_AUDIO_MAX_SECONDS = 3600;
+// Longest waveform read (the whole of it is resampled in memory): 30 minutes (ts/media.ts: the same).
+constexpr int IBL_AUDIO_MAX_SECONDS = 1800;
 
 // Decoded audio like torchaudio.load(normalize=True): float32 per channel, PCM scaled to [-1, 1).
 struct ibl_wave {
