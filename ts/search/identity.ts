@@ -13,28 +13,44 @@ import { SNIFF_BYTES } from './kinds';
 export interface HashedFile {
   /** Lower-case hex SHA-256 of the whole file. */
   hash: string;
-  /** Its first bytes (at most SNIFF_BYTES), to recognise the kind. */
-  head: Uint8Array;
   /** Bytes read (the file's size when it was read). */
   size: number;
 }
 
-/** Reads a file once: its SHA-256 and its first bytes. */
+function readError(file: string, e: unknown, signal?: AbortSignal): Error {
+  if ((e as Error).name === 'AbortError') return new AbortError('indexing aborted', { cause: signal?.reason });
+  return new ImageBindError('ERR_FILE_READ', `${file}: ${(e as Error).message}`);
+}
+
+/** A file's first bytes (at most SNIFF_BYTES), to recognise its kind before reading it whole. */
+export async function readHead(file: string): Promise<Uint8Array> {
+  try {
+    const fh = await fs.promises.open(file, 'r');
+    try {
+      const b = Buffer.alloc(SNIFF_BYTES);
+      const { bytesRead } = await fh.read(b, 0, SNIFF_BYTES, 0);
+      return b.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    throw readError(file, e);
+  }
+}
+
+/** The SHA-256 of a whole file, streamed. */
 export async function hashFile(file: string, signal?: AbortSignal): Promise<HashedFile> {
   const h = crypto.createHash('sha256');
-  const head = Buffer.alloc(SNIFF_BYTES);
-  let got = 0, size = 0;
+  let size = 0;
   try {
     for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20, signal }) as AsyncIterable<Buffer>) {
-      if (got < SNIFF_BYTES) got += chunk.copy(head, got, 0, Math.min(chunk.length, SNIFF_BYTES - got));
       h.update(chunk);
       size += chunk.length;
     }
   } catch (e) {
-    if ((e as Error).name === 'AbortError') throw new AbortError('indexing aborted', { cause: signal?.reason });
-    throw new ImageBindError('ERR_FILE_READ', `${file}: ${(e as Error).message}`);
+    throw readError(file, e, signal);
   }
-  return { hash: h.digest('hex'), head: head.subarray(0, got), size };
+  return { hash: h.digest('hex'), size };
 }
 
 /** Sampled slices of the tensor data that enter the identity (spread evenly over the data). */

@@ -5,5 +5,5 @@ export { SqliteStore } from './sqlite-store';
 export type { SqliteStoreOptions } from './sqlite-store';
 export type { VectorStore, StoredItem, NewItem, StoreHit, EncoderStamp, StoreStats } from './store';
 export { recognise, MEDIA_KINDS, type MediaKind, type Recognised } from './kinds';
-export { hashFile, encoderIdentity, type HashedFile } from './identity';
+export { hashFile, readHead, encoderIdentity, type HashedFile } from './identity';
 export { walk, type WalkedFile, type WalkOptions } from './walk';

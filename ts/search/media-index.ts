@@ -10,7 +10,7 @@ import path from 'node:path';
 import { EmbedInput, ImageBindEncoder, InputKind } from '../encoder';
 import { AbortError, ImageBindError, isAbortError, throwIfAborted } from '../errors';
 import { checkInt, checkNumber } from '../options';
-import { hashFile, encoderIdentity } from './identity';
+import { encoderIdentity, hashFile, readHead } from './identity';
 import { MEDIA_KINDS, MediaKind, recognise } from './kinds';
 import { SqliteStore } from './sqlite-store';
 import type { EncoderStamp, NewItem, StoredItem, StoreStats, VectorStore } from './store';
@@ -421,23 +421,24 @@ class Indexer {
     this.result.unchanged++;
   }
 
-  /** Hashes and recognises a new or changed file. */
+  /** Recognises a new or changed file from its first bytes, then hashes it (non-media is never read whole). */
   async #recognise(c: Candidate): Promise<Prepared | typeof UNCHANGED | typeof SKIP | typeof STALE> {
-    let hashed;
+    let r, hashed;
     try {
-      hashed = await hashFile(c.path, this.o.signal);
+      r = recognise(path.basename(c.path), await readHead(c.path));
+      if (r === null || r.kind === null || !this.#wanted(r.kind)) hashed = null;
+      else hashed = await hashFile(c.path, this.o.signal);
     } catch (e) {
       if (isAbortError(e)) throw e;
       this.#fail(c.path, asError(e, c.path));
       return SKIP;
     }
-    const r = recognise(path.basename(c.path), hashed.head);
     if (r === null) return STALE;
     if (r.kind === null) {
       this.#fail(c.path, new ImageBindError('ERR_INDEX_UNRECOGNISED', `${c.path}: ${r.problem}`));
       return STALE;
     }
-    if (!this.#wanted(r.kind)) return SKIP;
+    if (!hashed) return SKIP;
     if (c.stored && c.stored.hash === hashed.hash && c.stored.kind === r.kind) return UNCHANGED;
     return { file: { path: c.path, size: hashed.size, mtimeUs: c.mtimeUs }, kind: r.kind, hash: hashed.hash, stored: c.stored };
   }
