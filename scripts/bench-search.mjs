@@ -13,6 +13,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { syntheticBmp } from './lib/synthetic-bmp.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -39,26 +40,6 @@ console.log(`CPU: ${cpu} (${os.availableParallelism()} usable cores); Node ${pro
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)];
 
-/** A distinct 224×224 24-bit BMP per seed (decoding cost like a small photo's). */
-function bmp(seed, w = 224, h = 224) {
-  const row = Math.ceil((w * 3) / 4) * 4;
-  const b = Buffer.alloc(54 + row * h);
-  b.write('BM', 0, 'latin1');
-  b.writeUInt32LE(b.length, 2);
-  b.writeUInt32LE(54, 10);
-  b.writeUInt32LE(40, 14);
-  b.writeInt32LE(w, 18);
-  b.writeInt32LE(h, 22);
-  b.writeUInt16LE(1, 26);
-  b.writeUInt16LE(24, 28);
-  let s = (seed * 2654435761) >>> 0;
-  for (let i = 54; i < b.length; i++) {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    b[i] = s >>> 24;
-  }
-  return b;
-}
-
 async function benchIndexing() {
   let encoder = opt.encoder;
   if (!encoder) {
@@ -72,7 +53,7 @@ async function benchIndexing() {
   const files = [];
   for (let i = 0; i < n; i++) {
     const f = path.join(dir, `img-${i}.bmp`);
-    fs.writeFileSync(f, bmp(i + 1));
+    fs.writeFileSync(f, syntheticBmp(224, 224, i + 1));
     files.push(f);
   }
   const threads = opt.threads ? Number(opt.threads) : undefined;

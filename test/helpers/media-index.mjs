@@ -39,28 +39,7 @@ export function assetFolder(set = ASSET_SET) {
   return dir;
 }
 
-/** An uncompressed 24-bit BMP, w × h, every pixel from `seed` (distinct seeds, distinct files). */
-export function bmp(w, h, seed) {
-  const row = Math.ceil((w * 3) / 4) * 4;
-  const b = Buffer.alloc(54 + row * h);
-  b.write('BM', 0, 'latin1');
-  b.writeUInt32LE(b.length, 2);
-  b.writeUInt32LE(54, 10);
-  b.writeUInt32LE(40, 14);
-  b.writeInt32LE(w, 18);
-  b.writeInt32LE(h, 22);
-  b.writeUInt16LE(1, 26);
-  b.writeUInt16LE(24, 28);
-  b.writeUInt32LE(row * h, 34);
-  let s = seed * 2654435761 >>> 0;
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w * 3; x++) {
-      s = (s * 1664525 + 1013904223) >>> 0;
-      b[54 + y * row + x] = s >>> 24;
-    }
-  }
-  return b;
-}
+export { syntheticBmp as bmp } from '../../scripts/lib/synthetic-bmp.mjs';
 
 /** Cosine similarity in float64. */
 export function cosine(a, b) {
