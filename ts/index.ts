@@ -19,3 +19,5 @@ export { ImageBindEncoder, loadEncoder, cosineSimilarity, similarityMatrix, zero
 export type { EmbedInput, EmbedOptions, Embedding, EncoderInfo, EncoderLoadOptions, InputKind } from './encoder';
 export { ImageBindLLM, ChatSession, loadLlm, formatPrompt } from './llm';
 export type { LlmLoadOptions, AskOptions, AskResult, AskTimings, AskInput, SamplingOptions, CacheOptions, VisualResult, LlmInfo, SessionOptions } from './llm';
+export { MediaIndex, SqliteStore, recognise as recogniseMedia, walk as walkMedia, encoderIdentity, MEDIA_KINDS } from './search';
+export type { AddOptions, AddResult, IndexProgress, MediaIndexOptions, SearchInput, SearchOptions, SearchQuery, SearchResult, VectorStore, StoredItem, NewItem, StoreHit, EncoderStamp, StoreStats, MediaKind } from './search';

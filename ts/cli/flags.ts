@@ -76,17 +76,18 @@ export function inputOptions(cmd: Command, into: EmbedInput[], kinds: InputKind[
 
 const WEIGHT_KEYS = [...MEDIA_KINDS, 'vision'];
 
-/** --weight kind=w (repeatable) → { kind: w }. */
-export function weightOption(cmd: Command): Command {
-  return cmd.option('--weight <kind=w>', `mixing weight per input kind (${MEDIA_KINDS.join(', ')}), e.g. audio=0.5; repeatable`, collect, [] as string[]);
+/** --weight kind=w (repeatable) → { kind: w }; `kinds` are the kinds it may name (default: the media kinds). */
+export function weightOption(cmd: Command, kinds: readonly string[] = MEDIA_KINDS): Command {
+  return cmd.option('--weight <kind=w>', `mixing weight per input kind (${kinds.join(', ')}), e.g. audio=0.5; repeatable`, collect, [] as string[]);
 }
 
-export function parseWeights(list: string[]): Record<string, number> {
+export function parseWeights(list: string[], kinds: readonly string[] = MEDIA_KINDS): Record<string, number> {
+  const keys = kinds === MEDIA_KINDS ? WEIGHT_KEYS : kinds;
   const out: Record<string, number> = {};
   for (const w of list) {
     const m = /^([a-z]+)=(.+)$/.exec(w);
     if (!m) throw new UsageError(`--weight ${w}: expected <kind>=<weight>, e.g. audio=0.5`);
-    if (!WEIGHT_KEYS.includes(m[1]!)) throw new UsageError(`--weight ${w}: unknown input kind '${m[1]}' (one of ${MEDIA_KINDS.join(', ')})`);
+    if (!keys.includes(m[1]!)) throw new UsageError(`--weight ${w}: unknown input kind '${m[1]}' (one of ${kinds.join(', ')})`);
     try {
       out[m[1]!] = numArg({ min: 0 })(m[2]!);
     } catch {

@@ -9,8 +9,10 @@ import { registerConvert } from './convert';
 import { registerDemo } from './demo';
 import { registerEmbed } from './embed';
 import { UsageError } from './flags';
+import { registerIndex } from './index-cmd';
 import { registerInfo } from './info';
 import { EXIT_SIGINT, EXIT_SIGTERM, installInterruptHandlers, interruptedBy } from './interrupt';
+import { registerSearch } from './search';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { version } = require('../../package.json') as { version: string };
@@ -28,6 +30,8 @@ export function buildProgram(): Command {
   registerEmbed(program);
   registerAsk(program);
   registerChat(program);
+  registerIndex(program);
+  registerSearch(program);
   registerDemo(program);
   // Commands inherit the error handling above.
   for (const c of program.commands) inherit(c);
