@@ -54,10 +54,7 @@ gguf_context * ibl_gguf_open(const std::string & path, struct ggml_context ** te
     gguf_init_params params = { /*no_alloc*/ true, /*ctx*/ tensors_ctx };
     gguf_context * ctx = gguf_init_from_file(path.c_str(), params);
     if (!ctx) {
-        std::string why = ibl_log_last_error();
-        // gguf logs "gguf_init_from_file_impl: <reason>": keep the reason.
-        const size_t colon = why.find(": ");
-        if (colon != std::string::npos && why.compare(0, 5, "gguf_") == 0) why = why.substr(colon + 2);
+        const std::string why = ibl_log_last_error();
         ibl_throw("ERR_GGUF_INVALID", "%s: corrupt or truncated GGUF file%s%s", path.c_str(),
                   why.empty() ? "" : ": ", why.c_str());
     }
@@ -351,12 +348,9 @@ void ibl_gguf_load_tensor_data(const std::string & path, const gguf_context * g,
             ibl_throw("ERR_GGUF_TRUNCATED", "%s: cannot read tensor '%s'", path.c_str(), t->name);
         }
         // NaN/Inf in the weights (float values or block scales) would only show as NaN outputs.
-        ibl_log_clear_last_error();
         if (!ggml_validate_row_data(t->type, dst, n)) {
             fclose(f);
-            const std::string why = ibl_log_last_error();
-            ibl_throw("ERR_MODEL_INVALID", "%s: tensor '%s' holds NaN or infinite values%s%s", path.c_str(), t->name,
-                      why.empty() ? "" : ": ", why.c_str());
+            ibl_throw("ERR_MODEL_INVALID", "%s: tensor '%s' holds NaN or infinite values", path.c_str(), t->name);
         }
         if (!host) ggml_backend_tensor_set(t, dst, 0, n);
         done += n;

@@ -242,10 +242,16 @@ function readParams(file: string): LlamaParams {
   } catch (e) {
     fail('ERR_CONFIG_INVALID', `${file}: not valid JSON: ${(e as Error).message}`);
   }
+  if (typeof p !== 'object' || p === null || Array.isArray(p)) fail('ERR_CONFIG_INVALID', `${file}: expected a JSON object of hyperparameters`);
+  // Bounds: what llama.cpp and memory allow (LLaMA-65B: dim 8192, 80 layers, 64 heads).
+  const MAX: Record<string, number> = { dim: 65536, n_heads: 1024, n_kv_heads: 1024, n_layers: 512, multiple_of: 65536 };
   const int = (k: string, optional = false): number | undefined => {
     const v = p[k];
     if ((v === undefined || v === null) && optional) return undefined;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) fail('ERR_CONFIG_INVALID', `${file}: '${k}' must be a positive integer (got ${JSON.stringify(v)})`);
+    const max = MAX[k] ?? 2 ** 31 - 1;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) {
+      fail('ERR_CONFIG_INVALID', `${file}: '${k}' must be an integer from 1 to ${max} (got ${JSON.stringify(v)})`);
+    }
     return v;
   };
   const dim = int('dim')!;
@@ -254,10 +260,13 @@ function readParams(file: string): LlamaParams {
   if (dim % n_heads !== 0) fail('ERR_CONFIG_INVALID', `${file}: dim ${dim} is not divisible by n_heads ${n_heads}`);
   if (n_kv_heads !== undefined && n_heads % n_kv_heads !== 0) fail('ERR_CONFIG_INVALID', `${file}: n_heads ${n_heads} is not divisible by n_kv_heads ${n_kv_heads}`);
   const eps = p.norm_eps;
-  if (typeof eps !== 'number' || !(eps > 0)) fail('ERR_CONFIG_INVALID', `${file}: 'norm_eps' must be a positive number`);
+  if (typeof eps !== 'number' || !(eps > 0 && eps <= 1)) fail('ERR_CONFIG_INVALID', `${file}: 'norm_eps' must be a number in (0, 1] (got ${JSON.stringify(eps) ?? String(eps)})`);
   const theta = p.rope_theta;
-  if (theta !== undefined && (typeof theta !== 'number' || !(theta > 0))) fail('ERR_CONFIG_INVALID', `${file}: 'rope_theta' must be a positive number`);
+  if (theta !== undefined && (typeof theta !== 'number' || !(theta > 0 && Number.isFinite(theta)))) fail('ERR_CONFIG_INVALID', `${file}: 'rope_theta' must be a finite positive number`);
   const mult = p.ffn_dim_multiplier;
+  if (mult !== undefined && mult !== null && (typeof mult !== 'number' || !(mult > 0 && mult <= 64))) {
+    fail('ERR_CONFIG_INVALID', `${file}: 'ffn_dim_multiplier' must be a number in (0, 64]`);
+  }
   return {
     dim, n_heads, n_kv_heads, n_layers: int('n_layers')!, multiple_of: int('multiple_of', true),
     ffn_dim_multiplier: typeof mult === 'number' ? mult : undefined, norm_eps: eps, rope_theta: theta as number | undefined,

@@ -578,6 +578,8 @@ static void check_channels(const std::vector<std::vector<float>> & channels, int
         }
         for (size_t i = 0; i < n; ++i) {
             if (!std::isfinite(channels[c][i])) ibl_throw("ERR_AUDIO_INVALID", "audio sample %zu of channel %zu is not finite", i, c);
+            // Float samples are [-1, 1]; far beyond that the filterbank's power overflows float32.
+            if (std::fabs(channels[c][i]) > 1e15f) ibl_throw("ERR_AUDIO_INVALID", "audio sample %zu of channel %zu (%g) is out of range", i, c, channels[c][i]);
         }
     }
     if (n == 0) ibl_throw("ERR_AUDIO_EMPTY", "audio has no samples");
