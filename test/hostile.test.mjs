@@ -19,6 +19,8 @@ const ibl = require(libIndex);
 const TIMEOUT_MS = 60_000;
 const MAX_RSS = 1536 * 1024 ** 2;
 const rssReporter = path.join(root, 'test', 'helpers', 'rss-report.cjs');
+// IBL_HOSTILE_CLI: run the corpus against another build's CLI (to count what an older version did).
+const cli = process.env.IBL_HOSTILE_CLI ?? cliPath;
 
 let m, dir, special, cases;
 const results = new Map();
@@ -27,7 +29,7 @@ function runCase(c, i) {
   return new Promise((resolve) => {
     const rssFile = path.join(dir, `rss-${i}`);
     const before = (c.outputs ?? []).map((f) => [f, fs.readFileSync(f)]);
-    const child = spawn(process.execPath, ['--require', rssReporter, cliPath, ...c.args], {
+    const child = spawn(process.execPath, ['--require', rssReporter, cli, ...c.args], {
       stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, IBL_RSS_OUT: rssFile },
     });
     let stdout = '';
