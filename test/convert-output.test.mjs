@@ -3,7 +3,7 @@
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { cliPath, libIndex, tmpDir } from './helpers/paths.mjs';
 import { tinyA } from './helpers/fixtures.mjs';
@@ -72,3 +72,27 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
     t.deepEqual(snapshot(dir), before);
   });
 }
+
+test('a full disk: a clear error, the old outputs intact, no temporary file left', async (t) => {
+  const mnt = tmpDir('ibl-full-');
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { stdio: 'ignore' });
+  } catch {
+    t.log('cannot mount a small tmpfs here (needs root): not checked');
+    t.pass();
+    return;
+  }
+  t.teardown(() => { try { execFileSync('umount', [mnt], { stdio: 'ignore' }); } catch { /* already gone */ } });
+  const out = path.join(mnt, 'enc.gguf');
+  fs.writeFileSync(out, 'previous encoder');
+  const prefix = path.join(mnt, 'pair');
+  fs.writeFileSync(`${prefix}-llm.gguf`, 'previous llm');
+  fs.writeFileSync(`${prefix}-bind.gguf`, 'previous bind');
+  const before = snapshot(mnt);
+  const e1 = await t.throwsAsync(ibl.convertImagebind(path.join(tinyA, 'imagebind.pth'), out, { type: 'f32', config: path.join(tinyA, 'imagebind.config.json') }));
+  t.is(e1.code, 'ERR_FILE_WRITE');
+  t.regex(e1.message, /No space left on device/, e1.message);
+  const e2 = await t.throwsAsync(ibl.convertLlm({ llamaDir, adapter, outPrefix: prefix, type: 'f32' }));
+  t.is(e2.code, 'ERR_FILE_WRITE');
+  t.deepEqual(snapshot(mnt), before);
+});
