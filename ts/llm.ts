@@ -320,11 +320,15 @@ export class ImageBindLLM {
   }
 
   /** Embeddings → mixed → (cache) → bind network → injection vectors. */
-  async visual(inputs: AskInput[], options: { weights?: AskOptions['weights']; cache?: AskOptions['cache']; signal?: AbortSignal } = {}): Promise<VisualResult> {
+  async visual(inputs: AskInput[], options: {
+    weights?: AskOptions['weights']; cache?: AskOptions['cache']; signal?: AbortSignal;
+    /** Encoder items (images, clips…) done of total. */
+    onProgress?: (done: number, total: number) => void;
+  } = {}): Promise<VisualResult> {
     if (!this.#encoder) throw new ImageBindError('ERR_INVALID_ARG', 'multimodal inputs need an encoder (load with { encoder })');
     for (const inp of inputs) checkNumber(inp.weight, `the weight of input '${'path' in inp ? inp.path : inp.kind}'`, { min: 0 });
     for (const [k, w] of Object.entries(options.weights ?? {})) checkNumber(w, `weights.${k}`, { min: 0 });
-    const embedded = await this.#encoder.embed(inputs, { signal: options.signal });
+    const embedded = await this.#encoder.embed(inputs, { signal: options.signal, onProgress: options.onProgress });
     const weights = inputs.map((inp, i) => inp.weight ?? options.weights?.[inp.kind] ?? options.weights?.[embedded[i]!.modality] ?? 1);
     const embeddings = embedded.map((e) => e.embedding);
     return this.visualFromEmbeddings(embeddings, weights, options.cache);

@@ -19,8 +19,18 @@ export function registerAsk(program: Command): void {
       const llm = await loadLlmCli(opts, signal);
       const prompt = progress('reading the prompt', opts);
       try {
+        const base = askOptionsOf(opts, inputs);
+        let visual;
+        if (inputs.length) {
+          const enc = progress('encoding the inputs', opts);
+          try {
+            visual = await llm.visual(base.inputs!, { weights: base.weights, cache: base.cache, signal, onProgress: (d, t) => enc.update(d, t) });
+          } finally {
+            enc.stop();
+          }
+        }
         const res = await llm.ask(instruction, {
-          ...askOptionsOf(opts, inputs), signal, stopOnAbortSignal: true, logits: !!opts.logits,
+          ...base, inputs: undefined, visual, signal, stopOnAbortSignal: true, logits: !!opts.logits,
           onPromptProgress: (d, t) => prompt.update(d, t),
           onTextChunk: opts.json ? undefined : (t) => { prompt.stop(); process.stdout.write(t); },
         });

@@ -96,7 +96,7 @@ class Chat {
         if (this.#inputs.length) {
           const enc = progress('encoding the inputs', this.opts);
           try {
-            this.#visual ??= await this.llm.visual(base.inputs!, { weights: base.weights, cache: base.cache, signal: ac.signal });
+            this.#visual ??= await this.llm.visual(base.inputs!, { weights: base.weights, cache: base.cache, signal: ac.signal, onProgress: (d, t) => enc.update(d, t) });
           } finally {
             enc.stop();
           }
