@@ -11,6 +11,21 @@ import { interruptSignal } from './interrupt';
 import { formatBytes, printJson } from './output';
 import { progress } from './progress';
 
+/** Runs one conversion with a progress bar and Ctrl-C, then prints its result (JSON or a summary). */
+async function convertWith<T extends object>(opts: { json?: boolean }, run: (signal: AbortSignal, onProgress: (done: number, total: number) => void) => Promise<T>,
+  summary: (r: T) => string): Promise<void> {
+  const bar = progress('converting', opts);
+  const started = Date.now();
+  let res: T;
+  try {
+    res = await run(interruptSignal(), (d, t) => bar.update(d, t));
+  } finally {
+    bar.stop();
+  }
+  if (opts.json) printJson({ ...res, seconds: (Date.now() - started) / 1000 });
+  else console.log(summary(res));
+}
+
 export function registerConvert(program: Command): void {
   const convert = program.command('convert').description('convert released PyTorch checkpoints to GGUF');
   convert
@@ -22,18 +37,8 @@ export function registerConvert(program: Command): void {
     .addOption(new Option('--type <type>', 'weight matrix type').choices(['f32', 'f16', 'q8_0']).default('f16'))
     .option('--json', 'print JSON')
     .action(async (checkpoint: string, opts: { output: string; config?: string; type: EncoderType; json?: boolean }) => {
-      const bar = progress('converting', opts);
-      const started = Date.now();
-      let res;
-      try {
-        res = await convertImagebind(checkpoint, opts.output, {
-          config: opts.config, type: opts.type, signal: interruptSignal(), onProgress: (d, t) => bar.update(d, t),
-        });
-      } finally {
-        bar.stop();
-      }
-      if (opts.json) printJson({ ...res, seconds: (Date.now() - started) / 1000 });
-      else console.log(`wrote ${res.path}: ${res.modalities.join(', ')}; ${res.tensors} tensors, ${formatBytes(res.bytes)}, ${res.type}`);
+      await convertWith(opts, (signal, onProgress) => convertImagebind(checkpoint, opts.output, { config: opts.config, type: opts.type, signal, onProgress }),
+        (res) => `wrote ${res.path}: ${res.modalities.join(', ')}; ${res.tensors} tensors, ${formatBytes(res.bytes)}, ${res.type}`);
     });
 
   convert
@@ -45,18 +50,8 @@ export function registerConvert(program: Command): void {
     .option('--chunk-rows <n>', 'rows per feature tensor (default 65536)', intArg(1, 1 << 24))
     .option('--json', 'print JSON')
     .action(async (index: string, opts: { output: string; type: CacheType; chunkRows?: number; json?: boolean }) => {
-      const bar = progress('converting', opts);
-      const started = Date.now();
-      let res;
-      try {
-        res = await convertCache(index, opts.output, {
-          type: opts.type, chunkRows: opts.chunkRows, signal: interruptSignal(), onProgress: (d, t) => bar.update(d, t),
-        });
-      } finally {
-        bar.stop();
-      }
-      if (opts.json) printJson({ ...res, seconds: (Date.now() - started) / 1000 });
-      else console.log(`wrote ${res.path}: ${res.count} × ${res.dimension} ${res.metric} cache, ${res.type}, ${res.chunks} chunk${res.chunks === 1 ? '' : 's'} of ${res.chunkRows} rows, ${formatBytes(res.bytes)}`);
+      await convertWith(opts, (signal, onProgress) => convertCache(index, opts.output, { type: opts.type, chunkRows: opts.chunkRows, signal, onProgress }),
+        (res) => `wrote ${res.path}: ${res.count} × ${res.dimension} ${res.metric} cache, ${res.type}, ${res.chunks} chunk${res.chunks === 1 ? '' : 's'} of ${res.chunkRows} rows, ${formatBytes(res.bytes)}`);
     });
 
   convert
@@ -70,21 +65,10 @@ export function registerConvert(program: Command): void {
     .option('--context-length <n>', 'llama.context_length to record (default 512)', intArg(16, 1 << 24), 512)
     .option('--json', 'print JSON')
     .action(async (opts: { llama: string; adapter: string; output: string; type: LlmType; bindType: BindType; contextLength: number; json?: boolean }) => {
-      const bar = progress('converting', opts);
-      const started = Date.now();
-      let res;
-      try {
-        res = await convertLlm({
-          llamaDir: opts.llama, adapter: opts.adapter, outPrefix: opts.output, type: opts.type, bindType: opts.bindType,
-          contextLength: opts.contextLength, signal: interruptSignal(), onProgress: (d, t) => bar.update(d, t),
-        });
-      } finally {
-        bar.stop();
-      }
-      if (opts.json) printJson({ ...res, seconds: (Date.now() - started) / 1000 });
-      else {
-        console.log(`wrote ${res.llm}: llama, ${res.layers} layers, dim ${res.dim}, vocabulary ${res.vocabSize}, ${res.type}, ${formatBytes(res.bytes.llm)}`);
-        console.log(`wrote ${res.bind}: bind network (${res.bridge}), ${res.queryLayer} injected layers, ${res.bindType}, ${formatBytes(res.bytes.bind)}`);
-      }
+      await convertWith(opts, (signal, onProgress) => convertLlm({
+        llamaDir: opts.llama, adapter: opts.adapter, outPrefix: opts.output, type: opts.type, bindType: opts.bindType,
+        contextLength: opts.contextLength, signal, onProgress,
+      }), (res) => `wrote ${res.llm}: llama, ${res.layers} layers, dim ${res.dim}, vocabulary ${res.vocabSize}, ${res.type}, ${formatBytes(res.bytes.llm)}\n` +
+        `wrote ${res.bind}: bind network (${res.bridge}), ${res.queryLayer} injected layers, ${res.bindType}, ${formatBytes(res.bytes.bind)}`);
     });
 }
