@@ -18,6 +18,7 @@ const require = createRequire(import.meta.url);
 const ibl = require(libIndex);
 const TIMEOUT_MS = 60_000;
 const MAX_RSS = 1536 * 1024 ** 2;
+const KILL_RSS = 4 * 1024 ** 3;
 const rssReporter = path.join(root, 'test', 'helpers', 'rss-report.cjs');
 // IBL_HOSTILE_CLI: run the corpus against another build's CLI (to count what an older version did).
 const cli = process.env.IBL_HOSTILE_CLI ?? cliPath;
@@ -38,12 +39,21 @@ function runCase(c, i) {
     child.stderr.on('data', (d) => { if (stderr.length < 1 << 20) stderr += d; });
     let timedOut = false;
     const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, TIMEOUT_MS);
+    // A process growing past KILL_RSS is stopped before it takes the machine down (and reported).
+    let blewUp = 0;
+    const watch = setInterval(() => {
+      try {
+        const kb = Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0);
+        if (kb * 1024 > KILL_RSS) { blewUp = kb * 1024; child.kill('SIGKILL'); }
+      } catch { /* gone, or no /proc */ }
+    }, 100);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      const rss = fs.existsSync(rssFile) ? Number(fs.readFileSync(rssFile, 'utf8')) : null;
+      clearInterval(watch);
+      const rss = blewUp || (fs.existsSync(rssFile) ? Number(fs.readFileSync(rssFile, 'utf8')) : null);
       const changed = before.filter(([f, b]) => !fs.existsSync(f) || !fs.readFileSync(f).equals(b)).map(([f]) => f);
       const leftovers = (c.outputs ?? []).flatMap((f) => fs.readdirSync(path.dirname(f)).filter((n) => n.startsWith(`.${path.basename(f)}.`)));
-      resolve({ code, signal, timedOut, stdout, stderr, rss, changed, leftovers });
+      resolve({ code, signal: blewUp ? null : signal, timedOut, stdout, stderr, rss, changed, leftovers });
     });
   });
 }
@@ -52,6 +62,7 @@ function runCase(c, i) {
 function problems(c, r) {
   const p = [];
   if (r.timedOut) return [`hangs (killed after ${TIMEOUT_MS / 1000} s)`];
+  if (r.rss !== null && r.rss > KILL_RSS) return [`blows up (killed past ${(r.rss / 2 ** 30).toFixed(1)} GiB)`];
   if (r.signal) return [`killed by ${r.signal}: ${r.stderr.slice(-300)}`];
   if (/GGML_ASSERT|Segmentation|Aborted|core dumped|FATAL ERROR|heap out of memory/.test(r.stderr)) p.push(`aborts: ${r.stderr.slice(-300)}`);
   if (r.rss !== null && r.rss > MAX_RSS) p.push(`peak RSS ${(r.rss / 2 ** 20).toFixed(0)} MiB`);
