@@ -46,7 +46,7 @@ function inputOptions(cmd: Command, into: EmbedInput[]): Command {
   return cmd
     .requiredOption('--encoder <gguf>', 'encoder GGUF (imagebind-llm convert imagebind)')
     .option('--threads <n>', 'CPU threads', (v) => parseInt(v, 10), 4)
-    .option('--device <name>', 'auto, cpu, or a ggml device name', 'auto')
+    .option('--device <name>', 'auto, gpu, cpu, or a device name from `imagebind-llm info`', 'auto')
     .option('--truncation <mode>', "long texts: 'imagebind' (keep the end token) or 'imagebind-llm' (cut)", 'imagebind');
 }
 
@@ -108,7 +108,8 @@ program
     console.log(`imagebind-llm ${v.package}`);
     console.log(`llama.cpp     ${v.llamaCppTag} (${v.llamaCppCommit})`);
     console.log(`ggml          ${v.ggmlVersion} (${v.ggmlCommit})`);
-    console.log(`addon         ${info.addonPath}`);
+    console.log(`addon         ${info.addonPath} (${info.addon.kind === 'prebuilt' ? `prebuilt ${info.addon.package?.name}` : info.addon.kind === 'env' ? 'IMAGEBIND_LLM_ADDON' : 'source build'})`);
+    console.log(`CPU variant   ${info.modules.cpuVariant} (${info.modules.cpuModule})`);
     for (const b of info.backends) {
       const feats = Object.entries(b.features).map(([k, val]) => (val === '1' ? k : `${k}=${val}`)).join(' ');
       console.log(`backend       ${b.name}${feats ? `: ${feats}` : ''}`);
@@ -289,7 +290,7 @@ function llmOptions(cmd: Command, inputs: EmbedInput[]): Command {
     .option('--raw', 'send the prompt as given, without the Alpaca template')
     .option('--threads <n>', 'CPU threads', (v) => parseInt(v, 10), 4)
     .option('--gpu-layers <n>', 'layers offloaded to the GPU (GPU builds)', num)
-    .option('--device <name>', 'auto or cpu', 'auto');
+    .option('--device <name>', 'auto, gpu, cpu, or a device name from `imagebind-llm info`', 'auto');
 }
 
 function askOptionsOf(opts: AskCliOptions, inputs: EmbedInput[]): AskOptions {

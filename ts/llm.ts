@@ -15,9 +15,9 @@ export interface LlmLoadOptions {
   /** An encoder GGUF path or a loaded encoder (needed for image/audio/… inputs). */
   encoder?: string | ImageBindEncoder;
   threads?: number;
-  /** Layers to offload to a GPU backend (CUDA/Metal builds); default: all when a GPU is there. */
+  /** Layers to run on the device (the last ones; the rest run on the CPU); default -1: all of them. */
   gpuLayers?: number;
-  /** "auto" or "cpu". */
+  /** "auto" (every GPU, else the CPU), "gpu", "cpu", or a device name from `backends()` ("Vulkan0", "CUDA0"). */
   device?: string;
 }
 
@@ -141,6 +141,10 @@ export interface LlmInfo {
   queryLayer: number;
   bridge: string;
   cacheSize: number;
+  /** Where the offloaded layers run ("CPU" when none is offloaded; with device "auto", every GPU's name). */
+  device: string;
+  /** Layers offloaded there (nLayer + 1 counts the output layer too). */
+  gpuLayers: number;
 }
 
 function abortError(): ImagebindError {
@@ -196,9 +200,13 @@ export class ImageBindLLM {
     if (!options || typeof options.model !== 'string' || typeof options.bind !== 'string') {
       throw new ImagebindError('ERR_INVALID_ARG_TYPE', 'ImageBindLLM.load: expected { model, bind } file paths');
     }
+    const gpuLayers = options.gpuLayers ?? -1;
+    if (!Number.isInteger(gpuLayers) || gpuLayers < -1 || gpuLayers > 65536) {
+      throw new ImagebindError('ERR_INVALID_ARG', `gpuLayers must be an integer from -1 (all) to 65536, but received ${String(options.gpuLayers)}`);
+    }
     const native = (await addon().loadLlm({
       model: options.model, bind: options.bind, cache: options.cache, threads: options.threads ?? 4,
-      gpuLayers: options.gpuLayers ?? 999, device: options.device ?? 'auto',
+      gpuLayers, device: options.device ?? 'auto',
     })) as NativeLlm;
     let encoder: ImageBindEncoder | null = null;
     let owns = false;
