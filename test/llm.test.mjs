@@ -6,7 +6,8 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { cliPath, libIndex, tmpDir } from './helpers/paths.mjs';
-import { assertClose, caseByName, compare, fixturePath, imageToClip, manifest, readNpy, tinyA } from './helpers/fixtures.mjs';
+import { assertClose, compare, fixturePath, manifest, readNpy, tinyA } from './helpers/fixtures.mjs';
+import { caseEmbeddings as caseEmbeddingsOf, convertLlmFixtures } from './helpers/llm-fixtures.mjs';
 
 const require = createRequire(import.meta.url);
 const ibl = require(libIndex);
@@ -19,47 +20,14 @@ const mmCases = llmCases.filter((c) => c.inputs && c.inputs.length);
 const textOnly = llmCases.find((c) => c.name === 'text_only');
 
 test.before(async () => {
-  files.encoder = path.join(dir, 'encoder-f32.gguf');
-  await ibl.convertImagebind(path.join(tinyA, 'imagebind.pth'), files.encoder, { type: 'f32', config: path.join(tinyA, 'imagebind.config.json') });
-  for (const type of TYPES) {
-    files[type] = await ibl.convertLlm({ llamaDir: path.join(tinyA, 'llama'), adapter: path.join(tinyA, 'adapter.pth'), outPrefix: path.join(dir, `tiny-${type}`), type });
-  }
-  files.cache = path.join(dir, 'cache-f32.gguf');
-  await ibl.convertCache(path.join(tinyA, 'knn.index'), files.cache, { type: 'f32' });
+  Object.assign(files, await convertLlmFixtures(ibl, dir, TYPES));
 });
 
 async function load(type, withCache = true) {
   return ibl.ImageBindLLM.load({ model: files[type].llm, bind: files[type].bind, cache: withCache ? files.cache : undefined, encoder: files.encoder, threads: 2 });
 }
 
-// The ImageBind embeddings of a case's inputs, from the fixture input tensors (the fixtures' e_i).
-async function caseEmbeddings(llm, c) {
-  const enc = await ibl.loadEncoder(files.encoder, { threads: 2 });
-  try {
-    const out = [];
-    for (const inp of c.inputs) {
-      const ic = caseByName(inp.imagebind_case);
-      const x = readNpy(fixturePath(ic.input));
-      let data = x.data;
-      if (ic.input_tiling) {
-        const reps = ic.input_tiling.repeats;
-        data = new Float32Array(x.data.length * reps);
-        for (let r = 0; r < reps; r++) data.set(x.data, r * x.data.length);
-      }
-      if (inp.imagebind_modality === 'vision' && x.shape.length === 4) data = imageToClip(x.data, x.shape);
-      if (inp.imagebind_modality === 'point') {
-        const [r] = await enc.embed([{ kind: 'point', path: path.join(tinyA, '..', 'assets', 'airplane.npy') }]);
-        out.push(r.embedding);
-        continue;
-      }
-      const [r] = await enc.embed([{ kind: 'tensor', modality: inp.imagebind_modality, tensor: { data, shape: [data.length] } }]);
-      out.push(r.embedding);
-    }
-    return { embeddings: out, weights: c.inputs.map((i) => i.weight) };
-  } finally {
-    enc.dispose();
-  }
-}
+const caseEmbeddings = (llm, c) => caseEmbeddingsOf(ibl, files.encoder, c);
 
 test('the converted LLM tokenizes every fixture prompt to the fixture ids', async (t) => {
   const llm = await load('f32', false);
