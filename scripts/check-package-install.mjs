@@ -1,7 +1,8 @@
 // What a user gets from npm, checked without a compiler: installs the packed main package and this
 // machine's platform package (from dist/, made by `npm run prebuild`) into a fresh temporary project
-// with --offline and a PATH that holds only node, npm and ffmpeg (no C/C++ compiler, cmake or git),
-// then runs `npx imagebind-llm info` and `npx imagebind-llm demo` there. Prints the install time and
+// with --offline and a PATH without any C/C++ compiler, linker, make, cmake or git,
+// then runs `npx imagebind-llm info` and `npx imagebind-llm demo` there (with the best CPU variant, then
+// with the sse42 one forced), and adds the Vulkan flavour package when there is one. Prints the install time and
 // the installed size (with and without the optional ffmpeg packages); fails when a figure is over the
 // budget of the README (CPU package ≤ 15 MB packed, install ≤ 30 MB without ffmpeg) or a step fails.
 //
@@ -22,18 +23,19 @@ if (!main || !cpu) throw new Error(`${dist}/prebuild.json lacks the main package
 const MB = 1e6;
 const BUDGET = { cpuPacked: 15 * MB, installNoFfmpeg: 30 * MB };
 
-function which(cmd) {
-  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : null;
-}
-
-// A bin folder with only what a user without build tools has.
-function minimalPath(dir) {
+// What a user without build tools has: every command on this PATH except compilers, linkers, build
+// tools and git (packages' own install scripts still need sh, chmod and the like).
+const BUILD_TOOLS = /^(cc|c\+\+|cpp|gcc|g\+\+|clang|clang\+\+|ld|ld\..*|make|gmake|ninja|cmake|ctest|cpack|ccache|git|git-.*|[a-z0-9_]+-linux-gnu-.*|gcc-.*|g\+\+-.*|cpp-.*|clang-.*|nvcc|glslc)$/;
+function userPath(dir) {
   const bin = path.join(dir, 'bin');
   fs.mkdirSync(bin);
-  for (const cmd of ['node', 'npm', 'npx', 'ffmpeg', 'sh']) {
-    const p = which(cmd);
-    if (p) fs.symlinkSync(fs.realpathSync(p), path.join(bin, cmd));
+  for (const d of (process.env.PATH ?? '').split(path.delimiter)) {
+    let names = [];
+    try { names = fs.readdirSync(d); } catch { continue; }
+    for (const name of names) {
+      if (BUILD_TOOLS.test(name) || fs.existsSync(path.join(bin, name))) continue;
+      try { fs.symlinkSync(path.join(d, name), path.join(bin, name)); } catch { /* a name twice */ }
+    }
   }
   return bin;
 }
@@ -53,12 +55,20 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ibl-pkg-'));
 const project = path.join(work, 'project');
 fs.mkdirSync(project);
 fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'ibl-install-check', version: '1.0.0', private: true }) + '\n');
-const env = { PATH: minimalPath(work), HOME: process.env.HOME, npm_config_cache: process.env.npm_config_cache ?? path.join(os.homedir(), '.npm') };
+const env = { PATH: userPath(work), HOME: process.env.HOME, npm_config_cache: process.env.npm_config_cache ?? path.join(os.homedir(), '.npm') };
 for (const tool of ['cc', 'gcc', 'c++', 'g++', 'clang', 'cmake', 'git']) {
   if (spawnSync('sh', ['-c', `command -v ${tool}`], { env }).status === 0) throw new Error(`${tool} is on the check's PATH`);
 }
 const npm = (args, opts = {}) => execFileSync('npm', args, { cwd: project, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...opts });
 
+// npm's cache holds the tarballs of the lockfile's packages but not always the registry's metadata that
+// resolving versions in a new project needs: one resolution with network access fills it (what a user's
+// cache has after any install), then the install itself runs offline.
+const warm = path.join(work, 'warm');
+fs.mkdirSync(warm);
+fs.writeFileSync(path.join(warm, 'package.json'), '{"name":"warm","version":"1.0.0","private":true}\n');
+execFileSync('npm', ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund', main.file, cpu.file],
+  { cwd: warm, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const started = Date.now();
 npm(['install', '--offline', '--no-audit', '--no-fund', main.file, cpu.file]);
 const installSeconds = (Date.now() - started) / 1000;
@@ -70,10 +80,32 @@ if (info.addon.kind !== 'prebuilt') throw new Error(`the installed package loade
 const demoStarted = Date.now();
 const demo = JSON.parse(execFileSync('npx', ['--offline', 'imagebind-llm', 'demo', '--dir', path.join(work, 'demo'), '--json'], { cwd: project, env, encoding: 'utf8' }));
 if (!demo.ask || !demo.ask.tokens.length) throw new Error('the demo did not generate an answer');
+// The lowest x86-64 CPU variant that still has SSE4.2, forced, runs the demo too (what an SSE4.2-only
+// machine would load); then the Vulkan flavour, where it was built and the Vulkan loader is here, adds
+// its device (lavapipe needs GGML_VK_VISIBLE_DEVICES, docs/DEVICES.md).
+let lowVariant = null;
+if (process.arch === 'x64') {
+  const lowEnv = { ...env, IMAGEBIND_LLM_CPU_VARIANT: 'sse42' };
+  const low = JSON.parse(execFileSync('npx', ['--offline', 'imagebind-llm', 'demo', '--dir', path.join(work, 'demo'), '--json'], { cwd: project, env: lowEnv, encoding: 'utf8' }));
+  const lowInfo = JSON.parse(execFileSync('npx', ['--offline', 'imagebind-llm', 'info', '--json'], { cwd: project, env: lowEnv, encoding: 'utf8' }));
+  if (lowInfo.modules.cpuVariant !== 'sse42' || !low.ask.tokens.length) throw new Error('the sse42 CPU variant did not run the demo');
+  lowVariant = lowInfo.modules.cpuModule;
+}
+const vulkan = results.find((r) => r.name === `@imagebind-llm/${key}-vulkan`);
+let vulkanDevices = null;
+if (vulkan) {
+  npm(['install', '--offline', '--no-audit', '--no-fund', vulkan.file]);
+  const vkEnv = { ...env, GGML_VK_VISIBLE_DEVICES: process.env.GGML_VK_VISIBLE_DEVICES ?? '0' };
+  const vk = JSON.parse(execFileSync('npx', ['--offline', 'imagebind-llm', 'info', '--json'], { cwd: project, env: vkEnv, encoding: 'utf8' }));
+  vulkanDevices = vk.backends.filter((b) => b.name === 'Vulkan').flatMap((b) => b.devices.map((d) => `${d.name}: ${d.description}`));
+  if (!vk.addon.gpuPackages.some((p) => p.name === vulkan.name)) throw new Error(`${vulkan.name} was not picked up (is libvulkan.so.1 installed?)`);
+  if (!vulkanDevices.length) throw new Error(`${vulkan.name} loaded but lists no Vulkan device`);
+}
 const report = {
   packages: { main: { packed: main.size, unpacked: main.unpackedSize }, [cpu.name]: { packed: cpu.size, unpacked: cpu.unpackedSize } },
   installSeconds, installedBytes: size, cpuVariant: info.modules.cpuVariant, addon: info.addonPath,
   demoSeconds: (Date.now() - demoStarted) / 1000,
+  lowestVariantDemo: lowVariant, vulkanDevices,
 };
 console.log(JSON.stringify(report, null, 2));
 fs.rmSync(work, { recursive: true, force: true });
