@@ -11,8 +11,8 @@ import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { libIndex, root, tmpDir } from './helpers/paths.mjs';
-import { MEDIA_SOURCES, assertClose, assets, caseByName, compare, fixturePath, manifest, readNpy, tinyA } from './helpers/fixtures.mjs';
-import { caseEmbeddings, convertLlmFixtures } from './helpers/llm-fixtures.mjs';
+import { MEDIA_SOURCES, assertClose, assets, caseByName, fixturePath, manifest, readNpy, tinyA } from './helpers/fixtures.mjs';
+import { checkCases, convertLlmFixtures, interleavedGreedy } from './helpers/llm-fixtures.mjs';
 
 // lavapipe is a Vulkan device of type CPU, which ggml-vulkan lists only when asked to (docs/VULKAN.md).
 // Set before the addon loads its backends, in this test process only.
@@ -107,33 +107,8 @@ for (const dev of devices) {
         t.teardown(() => llm.dispose());
         t.is(llm.info.device, dev.name);
         t.is(llm.info.gpuLayers, split ? gpuLayers : nLayer + 1);
-        const lines = [];
-        for (const c of mmCases) {
-          const { embeddings, weights } = await caseEmbeddings(ibl, llmFiles.encoder, c, dev.name);
-          const greedy = JSON.parse(fs.readFileSync(fixturePath(c.expected.greedy), 'utf8'));
-          for (const knn of [false, true]) {
-            const k = c.expected.knn_search;
-            const v = await llm.visualFromEmbeddings(embeddings, weights, knn ? { k: k.cache_size, t: k.cache_t, weight: k.cache_weight } : false);
-            const s = await llm.createSession({ contextSize: 512 });
-            try {
-              const r = await s.ask(c.prompt, { raw: true, visual: v, temperature: 0, maxTokens: 12, logits: true, stepLogits: true });
-              const g = greedy[knn ? 'knn' : 'no_knn'];
-              const what = `${c.name}${knn ? ' knn' : ''} (${type}, ${layout})`;
-              const cmp = assertClose(t, r.logits, readNpy(fixturePath(knn ? c.expected.logits_knn : c.expected.logits)).data, TOL[type], `${what} logits`);
-              const steps = readNpy(fixturePath(g.step_logits));
-              const n = llm.info.nVocab;
-              let same = 0;
-              while (same < r.tokens.length && r.tokens[same] === g.tokens[same]) same++;
-              let worst = 1;
-              r.stepLogits.forEach((row, i) => { if (i < steps.shape[0] && i <= same) worst = Math.min(worst, compare(row, steps.data.subarray(i * n, (i + 1) * n)).cosine); });
-              if (type !== 'q8_0') t.deepEqual(r.tokens, g.tokens, `${what} greedy tokens`);
-              t.true(worst >= COS[type], `${what} step logits cosine ${worst}`);
-              lines.push(`${c.name}${knn ? ' +knn' : ''}: logits cosine ${cmp.cosine.toFixed(7)}, max diff ${cmp.relDiff.toExponential(2)} of max; worst step cosine ${worst.toFixed(7)}; tokens ${same === g.tokens.length ? 'identical' : `identical for ${same} of ${g.tokens.length}`}`);
-            } finally {
-              s.dispose();
-            }
-          }
-        }
+        const lines = await checkCases(t, ibl, llm, llmFiles.encoder, mmCases,
+          { tol: TOL[type], stepCos: COS[type], tokensMayDiffer: type === 'q8_0', device: dev.name, what: ` (${type}, ${layout})` });
         t.log(lines.join('\n'));
       });
     }
@@ -177,22 +152,8 @@ for (const dev of devices) {
   test.serial(`${dev.name}: two contexts with different injections, decoded interleaved, match their single-context runs`, async (t) => {
     const llm = await ibl.ImageBindLLM.load({ model: llmFiles.f32.llm, bind: llmFiles.f32.bind, threads: 2, device: dev.name });
     t.teardown(() => llm.dispose());
-    const [a, b] = [mmCases[0], mmCases.find((c) => c.name === 'point')];
-    const va = await llm.visualFromEmbeddings(...Object.values(await caseEmbeddings(ibl, llmFiles.encoder, a, dev.name)), false);
-    const vb = await llm.visualFromEmbeddings(...Object.values(await caseEmbeddings(ibl, llmFiles.encoder, b, dev.name)), false);
-    const sa = await llm.createSession({ contextSize: 512 });
-    const sb = await llm.createSession({ contextSize: 512 });
-    t.teardown(() => { sa.dispose(); sb.dispose(); });
-    const ta = [], tb = [];
-    let ra = await sa.ask(a.prompt, { raw: true, visual: va, temperature: 0, maxTokens: 1 });
-    let rb = await sb.ask(b.prompt, { raw: true, visual: vb, temperature: 0, maxTokens: 1 });
-    ta.push(...ra.tokens); tb.push(...rb.tokens);
-    for (let i = 1; i < 12; i++) {
-      ra = await sa.continue({ temperature: 0, maxTokens: 1 });
-      rb = await sb.continue({ temperature: 0, maxTokens: 1 });
-      ta.push(...ra.tokens); tb.push(...rb.tokens);
-    }
-    t.deepEqual(ta, JSON.parse(fs.readFileSync(fixturePath(a.expected.greedy), 'utf8')).no_knn.tokens);
-    t.deepEqual(tb, JSON.parse(fs.readFileSync(fixturePath(b.expected.greedy), 'utf8')).no_knn.tokens);
+    t.is(llm.info.device, dev.name);
+    const { got, want } = await interleavedGreedy(ibl, llm, llmFiles.encoder, mmCases, dev.name);
+    t.deepEqual(got, want);
   });
 }
