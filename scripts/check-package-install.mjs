@@ -75,6 +75,12 @@ const installSeconds = (Date.now() - started) / 1000;
 const nm = path.join(project, 'node_modules');
 const isFfmpeg = (p) => /node_modules[\\/](ffmpeg-static|@ffmpeg-installer)$/.test(p);
 const size = { total: duBytes(nm), withoutFfmpeg: duBytes(nm, isFfmpeg) };
+// npm ≥ 11 skips a dependency's install script until the user approves it; run it as an approved one
+// would: it must find the prebuilt addon and build nothing.
+const hook = spawnSync('node', [path.join(nm, 'imagebind-llm', 'scripts', 'install.mjs')], { cwd: path.join(nm, 'imagebind-llm'), env, encoding: 'utf8' });
+if (hook.status !== 0 || !/using the prebuilt addon from @imagebind-llm\//.test(hook.stderr) || fs.existsSync(path.join(nm, 'imagebind-llm', 'build'))) {
+  throw new Error(`the install script did not settle for the prebuilt addon:\n${hook.stderr}`);
+}
 const info = JSON.parse(execFileSync('npx', ['--offline', 'imagebind-llm', 'info', '--json'], { cwd: project, env, encoding: 'utf8' }));
 if (info.addon.kind !== 'prebuilt') throw new Error(`the installed package loaded a ${info.addon.kind} addon, not the prebuilt one`);
 const demoStarted = Date.now();
@@ -103,7 +109,7 @@ if (vulkan) {
 }
 const report = {
   packages: { main: { packed: main.size, unpacked: main.unpackedSize }, [cpu.name]: { packed: cpu.size, unpacked: cpu.unpackedSize } },
-  installSeconds, installedBytes: size, cpuVariant: info.modules.cpuVariant, addon: info.addonPath,
+  installSeconds, installedBytes: size, installScript: hook.stderr.trim(), cpuVariant: info.modules.cpuVariant, addon: info.addonPath,
   demoSeconds: (Date.now() - demoStarted) / 1000,
   lowestVariantDemo: lowVariant, vulkanDevices,
 };
