@@ -5,7 +5,7 @@ import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { cliPath, libIndex, root, tmpDir } from './helpers/paths.mjs';
-import { assets, assertClose, caseByName, fixturePath, imageToClip, manifest, readNpy, tinyA } from './helpers/fixtures.mjs';
+import { MEDIA_SOURCES, assets, assertClose, caseByName, fixturePath, imageToClip, manifest, readNpy, tinyA } from './helpers/fixtures.mjs';
 
 const require = createRequire(import.meta.url);
 const ibl = require(libIndex);
@@ -89,21 +89,8 @@ test('the same cases through the JS API with raw tensors: head output and embedd
   }
 });
 
-// End to end from the encoded source files (JPEG, 44.1 kHz WAV, both MP4s, PLY, PNGs, npy).
-const SOURCES = [
-  ['image', 'dog_image.jpg', 'vision_dog_image'],
-  ['image', 'car_image.jpg', 'vision_car_image'],
-  ['image', 'bird_image.jpg', 'vision_bird_image'],
-  ['audio', 'dog_audio.wav', 'audio_dog_audio'],
-  ['audio', 'car_audio.wav', 'audio_car_audio'],
-  ['audio', 'bird_audio.wav', 'audio_bird_audio'],
-  ['video', 'photos_5s.mp4', 'video_photos_5s'],
-  ['video', 'short_1p2s.mp4', 'video_short_1p2s'],
-  ['point', 'airplane.ply', 'point_airplane'],
-  ['depth', 'depth_car.png', 'depth_car'],
-  ['thermal', 'thermal_dog.png', 'thermal_dog'],
-  ['imu', 'imu_walk.npy', 'imu_walk'],
-];
+// End to end from the encoded source files (JPEG, 44.1 kHz WAV, both MP4s, PLY, PNGs, npy): MEDIA_SOURCES.
+const SOURCES = MEDIA_SOURCES;
 
 for (const type of ['f32', 'f16', 'q8_0']) {
   test(`end to end from the source files at ${type}`, async (t) => {

@@ -314,7 +314,7 @@ test('CLI: flags checked against each other and against the build', async (t) =>
   for (const cmd of ['ask', 'chat', 'embed', 'similarity', 'demo']) {
     r = await cli([cmd, '--device', 'NoSuchGPU', ...(cmd === 'ask' ? ['hi'] : [])]);
     t.is(r.code, 2, cmd);
-    t.regex(r.stderr, /--device.*'NoSuchGPU'.*not a device of this build: use auto, cpu/, cmd);
+    t.regex(r.stderr, /--device.*unknown device 'NoSuchGPU' \(this build has: auto, gpu, cpu, CPU/, cmd);
   }
   r = await cli(['--version']);
   t.is(r.code, 0);

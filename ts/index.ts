@@ -1,9 +1,12 @@
 // imagebind-llm public API.
 export { ImageBindError, ImagebindError, AbortError, isAbortError } from './errors';
 export { threadLimits } from './options';
-export { addonPath, addonCandidates, loadAddonFrom, binaryTarget } from './binding';
-export { versions, backends, systemInfo, setVerbose, installationInfo } from './system';
-export type { InstallationInfo, BackendInfo, DeviceInfo, NativeVersions } from './system';
+export { addonPath, addonCandidates, addonSource, loadAddonFrom, binaryTarget, findPrebuilt, findGpuPrebuilts } from './binding';
+export type { AddonSource, PrebuiltPackage } from './binding';
+export { packageName, platformKey, gpuRuntimePresent, CPU_PLATFORMS, GPU_FLAVOURS } from './platform';
+export type { GpuFlavour } from './platform';
+export { versions, backends, devices, backendModules, systemInfo, setVerbose, installationInfo } from './system';
+export type { InstallationInfo, BackendInfo, BackendModules, DeviceInfo, NativeVersions } from './system';
 export { inspectGguf, writeGguf } from './gguf';
 export type { GgufInfo, GgufTensorInfo, GgufWriteSpec, GgufMetaEntry, GgufTensorSpec, GgufValue } from './gguf';
 export { findFfmpeg, probeFfmpeg } from './ffmpeg';

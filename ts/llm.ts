@@ -18,9 +18,9 @@ export interface LlmLoadOptions {
   encoder?: string | ImageBindEncoder;
   /** CPU threads (default: the cores this process may use; see `threadLimits()`). */
   threads?: number;
-  /** Layers to offload to a GPU backend (GPU builds); default: all when a GPU is there. */
+  /** Layers to run on the device (the last ones; the rest run on the CPU); default -1: all of them. */
   gpuLayers?: number;
-  /** "auto", "cpu" or a ggml device name. */
+  /** "auto" (every GPU, else the CPU), "gpu", "cpu", or a device name from `devices()` ("Vulkan0", "CUDA0"). */
   device?: string;
   /** Tokens a session holds by default (prompt + answers of every turn); default 2048. */
   contextSize?: number;
@@ -189,6 +189,10 @@ export interface LlmInfo {
   queryLayer: number;
   bridge: string;
   cacheSize: number;
+  /** Where the offloaded layers run ("CPU" when none is offloaded; with device "auto", every GPU's name). */
+  device: string;
+  /** Layers offloaded there (nLayer + 1 counts the output layer too). */
+  gpuLayers: number;
 }
 
 /** Checks sampling and generation options (the native side trusts them). */
@@ -278,7 +282,7 @@ export class ImageBindLLM {
     }
     const threads = checkThreads(options.threads);
     const device = checkDevice(options.device);
-    const gpuLayers = checkInt(options.gpuLayers, 'gpuLayers', 0, 1 << 20) ?? 999;
+    const gpuLayers = checkInt(options.gpuLayers, 'gpuLayers', -1, 65536) ?? -1;
     const contextSize = checkInt(options.contextSize, 'contextSize', 16, 1 << 20) ?? 2048;
     const native = (await withAbortToken(options.signal, (token) => addon().loadLlm({
       model: options.model, bind: options.bind, cache: options.cache, threads, gpuLayers, device,

@@ -26,6 +26,17 @@ export interface BackendInfo {
   devices: DeviceInfo[];
 }
 
+export interface BackendModules {
+  /** The directory of libggml, where the backend modules are. */
+  dir: string;
+  /** The CPU module loaded, e.g. "libggml-cpu-zen4.so". */
+  cpuModule: string;
+  /** Its variant ("haswell", "zen4", …), or "native" for a source build's module tuned for its machine. */
+  cpuVariant: string;
+  /** Every backend module file loaded. */
+  modules: string[];
+}
+
 export type GgufScalar = number | bigint | boolean | string;
 export type GgufValue = GgufScalar | GgufScalar[];
 
@@ -100,6 +111,10 @@ export interface NativeAddon {
   /** The decoder generate() streams through, driven with given token bytes (tests). */
   textStream(pieces: Uint8Array[], stops: string[]): { chunks: string[]; text: string };
   backends(): BackendInfo[];
+  /** The backend modules loaded (first call loads them): from where, and the CPU variant chosen. */
+  backendModules(): BackendModules;
+  /** Adds a directory of GPU backend modules; false once the backends are loaded. */
+  addBackendDir(dir: string): boolean;
   systemInfo(): string;
   setVerbose(verbose: boolean): void;
   ggufInspect(path: string): Promise<GgufInfo>;

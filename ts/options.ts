@@ -42,13 +42,15 @@ export function checkThreads(value: unknown, name = 'threads'): number {
   return checkInt(value, name, 1, threadLimits().max)!;
 }
 
-/** "auto", "cpu" or the name of a device ggml reports (imagebind-llm info lists them). */
+/** "auto", "gpu", "cpu" or the name of a device ggml reports, in any case (imagebind-llm info lists them). */
 export function checkDevice(value: unknown, name = 'device'): string {
   if (value === undefined) return 'auto';
   if (typeof value !== 'string') invalid(name, 'a device name string', value);
   const v = value as string;
-  if (v === 'auto' || v === 'cpu') return v;
+  if (['auto', 'cpu', 'gpu'].includes(v.toLowerCase())) return v.toLowerCase();
   const names = addon().backends().flatMap((b) => b.devices.map((d) => d.name));
-  if (names.includes(v)) return v;
-  throw new ImageBindError('ERR_INVALID_ARG', `${name} '${v}' is not a device of this build: use auto, cpu${names.length ? `, ${names.join(', ')}` : ''}`);
+  // ggml's names ("CPU", "Vulkan0", "CUDA0"), in any case.
+  const found = names.find((n) => n.toLowerCase() === v.toLowerCase());
+  if (found) return found;
+  throw new ImageBindError('ERR_NO_DEVICE', `${name}: unknown device '${v}' (this build has: auto, gpu, cpu${names.length ? `, ${names.join(', ')}` : ''})`);
 }

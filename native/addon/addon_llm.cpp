@@ -253,6 +253,8 @@ private:
         o.Set("queryLayer", m.bind->query_layer);
         o.Set("bridge", m.bind->bridge);
         o.Set("cacheSize", m.cache ? Napi::Number::New(env, (double) m.cache->count) : Napi::Number::New(env, 0));
+        o.Set("device", m.llm->device);
+        o.Set("gpuLayers", m.llm->n_gpu_layers);
         return o;
     }
 

@@ -50,11 +50,11 @@ export function runtimeOptions(cmd: Command): Command {
   const t = threadLimits();
   return cmd
     .option('--threads <n>', `CPU threads (default ${t.default}: the cores this process may use)`, intArg(1, t.max))
-    .option('--device <name>', 'auto, cpu, or a device that `imagebind-llm info` lists', (v: string) => {
+    .option('--device <name>', 'auto, gpu, cpu, or a device that `imagebind-llm info` lists (e.g. Vulkan0)', (v: string) => {
       try {
         return checkDevice(v, '--device');
       } catch (e) {
-        throw new InvalidArgumentError((e as Error).message.replace(/^--device '[^']*' /, ''));
+        throw new InvalidArgumentError((e as Error).message.replace(/^--device: /, ''));
       }
     }, 'auto');
 }

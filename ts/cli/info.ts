@@ -33,7 +33,8 @@ export function registerInfo(program: Command): void {
       console.log(`imagebind-llm ${v.package}`);
       console.log(`llama.cpp     ${v.llamaCppTag} (${v.llamaCppCommit})`);
       console.log(`ggml          ${v.ggmlVersion} (${v.ggmlCommit})`);
-      console.log(`addon         ${info.addonPath}`);
+      console.log(`addon         ${info.addonPath} (${info.addon.kind === 'prebuilt' ? `prebuilt ${info.addon.package?.name}` : info.addon.kind === 'env' ? 'IMAGEBIND_LLM_ADDON' : 'source build'})`);
+      console.log(`CPU variant   ${info.modules.cpuVariant} (${info.modules.cpuModule})`);
       console.log(`threads       ${threads.default} by default (${threads.logical} logical CPUs available, at most ${threads.max})`);
       for (const b of info.backends) {
         const feats = Object.entries(b.features).map(([k, val]) => (val === '1' ? k : `${k}=${val}`)).join(' ');

@@ -23,7 +23,8 @@ function workerFailure(file: string, e: Error): ImageBindError {
   if (/better[-_]sqlite3|bindings file|sqlite-vec|loadable/i.test(e.message)) {
     return new ImageBindError('ERR_SQLITE_UNAVAILABLE',
       `${file}: the SQLite binding or its vector extension cannot be loaded (${e.message.split('\n')[0]}); ` +
-      'reinstall the package so that better-sqlite3 builds (`npm rebuild better-sqlite3`)', { cause: e });
+      'media search needs them in your project: `npm install better-sqlite3@12 sqlite-vec@0.1.9` ' +
+      '(or `npm rebuild better-sqlite3` when it is installed but not built)', { cause: e });
   }
   return new ImageBindError('ERR_INDEX_STORAGE', `${file}: the database worker failed: ${e.message}`, { cause: e });
 }

@@ -4,7 +4,7 @@
 
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
-#include "ggml-cpu.h"
+#include "ibl_backend.h"
 
 #include <algorithm>
 #include <cmath>
@@ -279,8 +279,16 @@ std::vector<float> ibl_encode(ibl_model & model, const ibl_encoder_batch & batch
     ggml_set_output(out);
     ggml_build_forward_expand(gf, out);
 
-    ggml_backend_t backends[2] = {model.backend, model.backend_cpu};
-    const int n_backends = model.backend == model.backend_cpu ? 1 : 2;
+    // On a device other than the CPU, a backend of its own for this graph: ggml-vulkan grows its scratch
+    // buffers in the middle of a graph that needs more than an earlier graph of the same backend did,
+    // and that corrupts the heap under lavapipe (Mesa 22.3; docs/DEVICES.md). A fresh backend sizes them
+    // for this graph alone. It is cheap next to the graph: the device keeps its pipelines and weights.
+    const bool on_cpu = model.backend == model.backend_cpu;
+    ggml_backend_t dev_backend = on_cpu ? model.backend : ggml_backend_dev_init(ggml_backend_get_device(model.backend), nullptr);
+    if (!dev_backend) ibl_throw("ERR_NO_DEVICE", "cannot initialise device %s", model.device_name.c_str());
+    struct backend_guard { ggml_backend_t b; bool own; ~backend_guard() { if (own) ggml_backend_free(b); } } bg{dev_backend, !on_cpu};
+    ggml_backend_t backends[2] = {dev_backend, model.backend_cpu};
+    const int n_backends = on_cpu ? 1 : 2;
     ggml_backend_sched_t sched = ggml_backend_sched_new(backends, nullptr, n_backends, IBL_GRAPH_MAX_NODES, false, true);
     struct sched_guard { ggml_backend_sched_t s; ~sched_guard() { ggml_backend_sched_free(s); } } sg{sched};
     if (!ggml_backend_sched_alloc_graph(sched, gf)) ibl_throw("ERR_OUT_OF_MEMORY", "cannot allocate the %s graph (batch %d)", info.name, B);
@@ -297,10 +305,10 @@ std::vector<float> ibl_encode(ibl_model & model, const ibl_encoder_batch & batch
             ggml_backend_tensor_set(in_b, centers.data(), 0, ggml_nbytes(in_b));
             break;
     }
-    ggml_backend_cpu_set_n_threads(model.backend_cpu, model.n_threads);
-    ggml_backend_cpu_set_abort_callback(model.backend_cpu, abort_cb, (void *) abort_flag);
+    ibl_backend_set_n_threads(model.backend_cpu, model.n_threads);
+    ibl_backend_set_abort_callback(model.backend_cpu, abort_cb, (void *) abort_flag);
     const ggml_status st = ggml_backend_sched_graph_compute(sched, gf);
-    ggml_backend_cpu_set_abort_callback(model.backend_cpu, nullptr, nullptr);
+    ibl_backend_set_abort_callback(model.backend_cpu, nullptr, nullptr);
     if (abort_flag && abort_flag->load()) ibl_throw("ERR_ABORTED", "encoding aborted");
     if (st != GGML_STATUS_SUCCESS) ibl_throw("ERR_COMPUTE", "%s graph computation failed (status %d)", info.name, (int) st);
 

@@ -1,13 +1,13 @@
 #include "ibl_model.h"
 #include "ibl_encoder.h"
 #include "ibl_threads.h"
+#include "ibl_backend.h"
 #include "ibl_error.h"
 #include "ibl_gguf.h"
 #include "ibl_keys.h"
 #include "ibl_audio.h"
 #include "ibl_bpe.h"
 
-#include "ggml-cpu.h"
 #include "gguf.h"
 
 #include <cerrno>
@@ -266,23 +266,6 @@ void load_preprocess_params(const meta_reader & r, ibl_model & model) {
     }
 }
 
-ggml_backend_dev_t pick_device(const std::string & want, const std::string & file) {
-    if (want == "cpu" || want.empty()) return ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
-    if (want == "auto" || want == "gpu") {
-        ggml_backend_dev_t d = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU);
-        if (!d) d = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_IGPU);
-        if (!d && want == "gpu") ibl_throw("ERR_NO_DEVICE", "%s: no GPU device in this build (see `imagebind-llm info`)", file.c_str());
-        return d ? d : ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
-    }
-    ggml_backend_dev_t d = ggml_backend_dev_by_name(want.c_str());
-    if (!d) {
-        std::string names;
-        for (size_t i = 0; i < ggml_backend_dev_count(); ++i) names += std::string(names.empty() ? "" : ", ") + ggml_backend_dev_name(ggml_backend_dev_get(i));
-        ibl_throw("ERR_NO_DEVICE", "unknown device '%s' (available: %s)", want.c_str(), names.c_str());
-    }
-    return d;
-}
-
 }  // namespace
 
 std::unique_ptr<ibl_model> ibl_model_load(const std::string & path, const ibl_model_params & params) {
@@ -325,18 +308,15 @@ std::unique_ptr<ibl_model> ibl_model_load(const std::string & path, const ibl_mo
         model->audio_ctx = ibl_audio_ctx_init(ap);
     }
 
-    ggml_backend_dev_t dev = pick_device(params.device, path);
+    ggml_backend_dev_t dev = ibl_device_pick(params.device, path);
     model->backend = ggml_backend_dev_init(dev, nullptr);
     if (!model->backend) ibl_throw("ERR_NO_DEVICE", "cannot initialise device %s", ggml_backend_dev_name(dev));
     model->device_name = ggml_backend_dev_name(dev);
     model->n_threads = ibl_threads_resolve(params.n_threads);
     ibl_threads_probe(model->n_threads);
-    if (ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU) {
-        model->backend_cpu = model->backend;
-    } else {
-        model->backend_cpu = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
-    }
-    ggml_backend_cpu_set_n_threads(model->backend_cpu, model->n_threads);
+    // The CPU runs what the device cannot (the scheduler falls back to it op by op).
+    model->backend_cpu = ibl_device_is_cpu(dev) ? model->backend : ibl_cpu_backend_init(model->n_threads);
+    ibl_backend_set_n_threads(model->backend_cpu, model->n_threads);
 
     model->buf_w = ggml_backend_alloc_ctx_tensors(model->ctx_w, model->backend);
     if (!model->buf_w) ibl_throw("ERR_OUT_OF_MEMORY", "%s: cannot allocate the weights on %s", path.c_str(), model->device_name.c_str());

@@ -1,5 +1,6 @@
 #include "ibl_bind.h"
 #include "ibl_threads.h"
+#include "ibl_backend.h"
 #include "ibl_error.h"
 #include "ibl_gguf.h"
 #include "ibl_keys.h"
@@ -7,7 +8,6 @@
 
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
-#include "ggml-cpu.h"
 #include "gguf.h"
 
 #include <cmath>
@@ -131,8 +131,8 @@ std::unique_ptr<ibl_bind> ibl_bind_load(const std::string & bind_path, const std
     bind->path = bind_path;
     bind->impl = std::make_unique<ibl_bind_impl>();
     ibl_bind_impl & im = *bind->impl;
-    im.backend = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
-    ggml_backend_cpu_set_n_threads(im.backend, ibl_threads_resolve(n_threads));
+    // The bind network is a few small matrix-vector products per query: it runs on the CPU.
+    im.backend = ibl_cpu_backend_init(ibl_threads_resolve(n_threads));
 
     gguf_context * g = ibl_gguf_open(bind_path, &im.ctx_bind);
     struct gg { gguf_context * g; ~gg() { gguf_free(g); } } gguard{g};

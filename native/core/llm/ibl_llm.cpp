@@ -1,5 +1,6 @@
 #include "ibl_llm.h"
 #include "ibl_threads.h"
+#include "ibl_backend.h"
 #include "ibl_error.h"
 #include "ibl_gguf.h"
 #include "ibl_llm_check.h"
@@ -9,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 ibl_llm::~ibl_llm() {
@@ -35,8 +37,16 @@ std::unique_ptr<ibl_llm> ibl_llm_load(const std::string & path, const ibl_llm_pa
         hp = ibl_llm_check(g, tctx, path);
     }
     const bool f32_weights = hp.f32_weights;
+    if (params.n_gpu_layers < -1) ibl_throw("ERR_INVALID_ARG", "gpu layers must be -1 (all) or a count ≥ 0 (got %d)", params.n_gpu_layers);
     llama_model_params mp = llama_model_default_params();
-    mp.n_gpu_layers = params.device == "cpu" ? 0 : params.n_gpu_layers;
+    // "auto" keeps llama.cpp's default (every GPU); a named device gets the offloaded layers alone.
+    const bool is_auto = params.device.empty() || params.device == "auto" || params.device == "AUTO";
+    ggml_backend_dev_t dev = ibl_device_pick(is_auto ? "auto" : params.device, path);
+    std::vector<ggml_backend_dev_t> devices;  // null-terminated; must outlive the load
+    if (!ibl_device_is_cpu(dev)) devices.push_back(dev);
+    devices.push_back(nullptr);
+    if (!(is_auto && !ibl_device_is_cpu(dev))) mp.devices = devices.data();
+    mp.n_gpu_layers = ibl_device_is_cpu(dev) ? 0 : params.n_gpu_layers;
     // llama.cpp calls this while it reads the weights; returning false stops the load.
     mp.progress_callback = [](float p, void * data) {
         const auto & prm = *(const ibl_llm_params *) data;
@@ -66,6 +76,8 @@ std::unique_ptr<ibl_llm> ibl_llm_load(const std::string & path, const ibl_llm_pa
     llm->n_ctx_train = llama_model_n_ctx_train(model);
     llm->n_threads   = n_threads;
     llm->f32_weights = f32_weights;
+    llm->device      = ibl_device_is_cpu(dev) ? "CPU" : is_auto ? ibl_gpu_device_names() : ggml_backend_dev_name(dev);
+    llm->n_gpu_layers = ibl_device_is_cpu(dev) ? 0 : std::min(params.n_gpu_layers < 0 ? llm->n_layer + 1 : params.n_gpu_layers, llm->n_layer + 1);
     return llm;
 }
 
@@ -121,6 +133,14 @@ ibl_llm_session::ibl_llm_session(const ibl_llm & llm, const ibl_session_params &
     cp.n_threads       = llm.n_threads;
     cp.n_threads_batch = llm.n_threads;
     cp.no_perf         = true;
+    if (sp.trace_placement) {
+        cp.cb_eval           = trace_cb;
+        cp.cb_eval_user_data = this;
+        // Without this the scheduler runs a large batch's ops of the CPU layers on the GPU too, reading
+        // copies of their weights and vectors: the trace would then show where ops ran, not where the
+        // tensors live.
+        cp.op_offload = false;
+    }
     ibl_log_clear_last_error();
     ctx_ = llama_init_from_model(llm.model, cp);
     if (!ctx_) {
@@ -131,6 +151,37 @@ ibl_llm_session::ibl_llm_session(const ibl_llm & llm, const ibl_session_params &
     // takes, and hold no more tokens than were asked for.
     n_batch_ = std::max(1, std::min(n_batch_, (int) llama_n_batch(ctx_)));
     n_ctx_   = std::min(n_ctx_, (int) llama_n_ctx(ctx_));
+}
+
+// Sees every node before it is computed (ask = true) and never asks for its data, so the graph runs
+// as usual. Layer il's injection node is "ffn_inp-il" = x + layer_inj-il (patch 0001) and its weights
+// are met at "attn_norm-il" = norm · blk.il.attn_norm.weight. When the scheduler had to copy a tensor to
+// the node's device, the node reads the copy ("Vulkan0#layer_inj-3#0"), which the name shows.
+bool ibl_llm_session::trace_cb(ggml_tensor * t, bool ask, void * user) {
+    if (!ask) return false;
+    const bool inj_node = strncmp(t->name, "ffn_inp-", 8) == 0;
+    const bool norm_node = strncmp(t->name, "attn_norm-", 10) == 0;
+    if ((!inj_node && !norm_node) || !t->src[1] || !t->src[1]->buffer) return false;
+    const ggml_tensor * src = t->src[1];
+    if (inj_node && !strstr(src->name, "layer_inj-")) return false;
+    auto * self = (ibl_llm_session *) user;
+    const int il = atoi(t->name + (inj_node ? 8 : 10));
+    auto & v = self->placement_;
+    auto it = std::find_if(v.begin(), v.end(), [&](const ibl_layer_placement & q) { return q.layer == il; });
+    if (it == v.end()) {
+        v.push_back(ibl_layer_placement{});
+        it = v.end() - 1;
+        it->layer = il;
+    }
+    if (inj_node) {
+        it->injection_buffer = ggml_backend_buffer_name(src->buffer);
+        it->injection_host   = ggml_backend_buffer_is_host(src->buffer);
+        it->injection_copied = strncmp(src->name, "layer_inj-", 10) != 0;
+    } else {
+        it->weight_buffer = ggml_backend_buffer_name(src->buffer);
+        it->weight_host   = ggml_backend_buffer_is_host(src->buffer);
+    }
+    return false;
 }
 
 ibl_llm_session::~ibl_llm_session() {

@@ -12,9 +12,9 @@
 #include <vector>
 
 struct ibl_llm_params {
-    int         n_gpu_layers = 0;   // layers offloaded to a GPU backend (when the build has one)
+    int         n_gpu_layers = -1;  // layers on the device (the last ones; -1: all); the rest run on the CPU
     int         n_threads    = 0;   // 0: ibl_threads_default()
-    std::string device;             // "" / "auto": llama.cpp's default; "cpu": no offload
+    std::string device;             // "" / "auto": every GPU (llama.cpp's default), else the CPU; "cpu"; or a device name
     const std::atomic<bool> *   abort = nullptr;   // set: loading stops with ERR_ABORTED
     std::function<void(float)>  progress;          // 0 … 1 while the weights are read
 };
@@ -26,6 +26,8 @@ struct ibl_llm {
     int n_embd = 0, n_layer = 0, n_head = 0, n_vocab = 0, n_ctx_train = 0;
     int n_threads = 1;
     bool f32_weights = false;  // general.file_type 0: sessions then default to exact f32 attention
+    std::string device;        // where the offloaded layers run ("CPU" when none is offloaded)
+    int n_gpu_layers = 0;      // layers offloaded there (n_layer + 1 counts the output layer)
     ~ibl_llm();
 };
 
@@ -71,6 +73,17 @@ struct ibl_session_params {
     // (exact parity with the reference), f16 KV and llama.cpp's default otherwise.
     std::string kv_type    = "auto";   // "auto", "f32", "f16"
     std::string flash_attn = "auto";   // "auto", "on", "off"
+    // Diagnostics: record where each layer's injection vector and weights live (injection_placement()).
+    bool trace_placement = false;
+};
+
+// Where layer il's injection vector and its weights (attn_norm) were read from at the last decode: the
+// buffer names ("Vulkan0", "CPU", "CPU_Mapped", …), whether they are host memory, and whether the
+// scheduler had to copy the injection vector to another device first (it should never have to).
+struct ibl_layer_placement {
+    int         layer = 0;
+    std::string injection_buffer, weight_buffer;
+    bool        injection_host = false, weight_host = false, injection_copied = false;
 };
 
 class ibl_llm_session {
@@ -108,6 +121,8 @@ public:
     int  n_ctx() const;
     // The conversation's tokens (prompts and answers), including one not yet in the KV cache.
     const std::vector<llama_token> & history() const { return history_; }
+    // With trace_placement, what the last decode with an injection saw (one entry per layer).
+    const std::vector<ibl_layer_placement> & injection_placement() const { return placement_; }
 
 private:
     void decode(const std::vector<llama_token> & tokens, const std::atomic<bool> * abort_flag,
@@ -123,4 +138,6 @@ private:
     std::vector<llama_token> pending_;   // in history_, not yet in the KV cache
     std::vector<float>       injection_;
     bool                     have_logits_ = false;
+    std::vector<ibl_layer_placement> placement_;
+    static bool trace_cb(ggml_tensor * t, bool ask, void * user);
 };
