@@ -19,3 +19,9 @@ export { ImageBindEncoder, loadEncoder, cosineSimilarity, similarityMatrix, zero
 export type { EmbedInput, EmbedOptions, Embedding, EncoderInfo, EncoderLoadOptions, InputKind } from './encoder';
 export { ImageBindLLM, ChatSession, loadLlm, formatPrompt } from './llm';
 export type { LlmLoadOptions, AskOptions, AskResult, AskTimings, AskInput, SamplingOptions, CacheOptions, VisualResult, LlmInfo, SessionOptions } from './llm';
+export { openSafetensors, SafetensorsFile } from './safetensors';
+export type { SafetensorsTensorInfo } from './safetensors';
+export { resolveModels, modelsDir, defaultModelsDir, readModelManifest, MODEL_ROLES } from './models';
+export type { ModelSet, ModelManifest, ModelEntry, ModelRole, ModelSource } from './models';
+export { pull, RELEASED } from './pull';
+export type { PullOptions, PullResult, PullEvent } from './pull';

@@ -10,6 +10,7 @@ import { registerDemo } from './demo';
 import { registerEmbed } from './embed';
 import { UsageError } from './flags';
 import { registerInfo } from './info';
+import { registerPull } from './pull';
 import { EXIT_SIGINT, EXIT_SIGTERM, installInterruptHandlers, interruptedBy } from './interrupt';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ writeErr: () => {} });  // usage errors are printed once, by main()
   registerInfo(program);
+  registerPull(program);
   registerConvert(program);
   registerEmbed(program);
   registerAsk(program);
