@@ -61,8 +61,8 @@ function cli(args, env = {}) {
   });
 }
 
-const tiny = { encoderConfig, encoderType: 'f32', cacheType: 'f32', type: 'f32', retryDelayMs: 10 };
-const pullFlags = ['--type', 'f32', '--encoder-type', 'f32', '--cache-type', 'f32', '--encoder-config', encoderConfig];
+const tiny = { encoderConfig, encoderType: 'f32', cacheType: 'f32', type: 'f32', bindType: 'f32', retryDelayMs: 10 };
+const pullFlags = ['--type', 'f32', '--encoder-type', 'f32', '--bind-type', 'f32', '--cache-type', 'f32', '--encoder-config', encoderConfig];
 const sizeOf = (p) => released.find((f) => f.path === p).data.length;
 
 // --- 1. pull, then ask -------------------------------------------------------------------------

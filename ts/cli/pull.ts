@@ -7,6 +7,7 @@ import { LLM_TYPES } from '../convert/llm';
 import type { BindType, LlmType } from '../convert/llm';
 import type { EncoderType } from '../convert/imagebind';
 import type { CacheType } from '../convert/cache';
+import { isAbortError } from '../errors';
 import { defaultModelsDir } from '../models';
 import { pull, PullEvent } from '../pull';
 import { intArg, UsageError } from './flags';
@@ -21,11 +22,15 @@ interface PullCliOptions {
 
 const STEP = { download: 'downloading', check: 'checking', convert: 'converting', hash: 'hashing' } as const;
 
-/** Draws the pull's progress: one bar at a time on a terminal, one line per step elsewhere. */
+/**
+ * Draws the pull's progress: on a terminal a bar per download (kept as a record), and per check,
+ * conversion and hash once it has taken a second (removed when done); elsewhere one line per step.
+ */
 class PullView {
   #bar: SingleBar | null = null;
   #key = '';
-  #rate = { t: 0, bytes: 0, perSecond: 0 };
+  #since = 0;
+  #from = 0;
 
   constructor(private readonly tty: boolean, private readonly quiet: boolean) {}
 
@@ -37,33 +42,30 @@ class PullView {
       return;
     }
     const key = `${e.phase} ${e.label}`;
-    const bytes = e.phase !== 'convert';
+    const download = e.phase === 'download';
     if (key !== this.#key) {
       this.stop();
       this.#key = key;
-      this.#rate = { t: Date.now(), bytes: e.done, perSecond: 0 };
-      if (!this.tty) {
-        note(`${STEP[e.phase]} ${e.label}${bytes ? ` (${formatBytes(e.total)}${e.done ? `, ${formatBytes(e.done)} already here` : ''})` : ''}`);
-        return;
-      }
+      this.#since = Date.now();
+      this.#from = e.done;
+      if (!this.tty && (download || e.phase === 'convert')) note(`${STEP[e.phase]} ${e.label}${download ? ` (${formatBytes(e.total)}${e.done ? `, ${formatBytes(e.done)} already here` : ''})` : ''}`);
+    }
+    if (!this.tty) return;
+    if (!this.#bar) {
+      if (!download && (Date.now() - this.#since < 1000 || e.done >= e.total)) return;
       this.#bar = new SingleBar({
-        format: `${STEP[e.phase]} ${e.label} [{bar}] {percentage}%${bytes ? ' {doneBytes}/{totalBytes} {rate}' : ''} ETA {eta_formatted}`,
-        stream: process.stderr, hideCursor: true, clearOnComplete: false, etaBuffer: 50, fps: 5,
+        format: `${STEP[e.phase]} ${e.label} [{bar}] {percentage}%${e.phase === 'convert' ? '' : ' {doneBytes}/{totalBytes}'}${download ? ' {rate}' : ''} ETA {eta_formatted}`,
+        stream: process.stderr, hideCursor: true, clearOnComplete: !download && e.phase !== 'convert', etaBuffer: 50, fps: 5,
       }, Presets.shades_classic);
       this.#bar.start(e.total, e.done, this.#payload(e.done, e.total));
       return;
     }
-    this.#bar?.update(e.done, this.#payload(e.done, e.total));
+    this.#bar.update(e.done, this.#payload(e.done, e.total));
   }
 
   #payload(done: number, total: number): Record<string, string> {
-    const now = Date.now();
-    const dt = (now - this.#rate.t) / 1000;
-    if (dt >= 1) {
-      const r = (done - this.#rate.bytes) / dt;
-      this.#rate = { t: now, bytes: done, perSecond: this.#rate.perSecond ? 0.7 * this.#rate.perSecond + 0.3 * r : r };
-    }
-    return { doneBytes: formatBytes(done), totalBytes: formatBytes(total), rate: `${formatBytes(this.#rate.perSecond)}/s` };
+    const s = (Date.now() - this.#since) / 1000;
+    return { doneBytes: formatBytes(done), totalBytes: formatBytes(total), rate: s >= 0.5 ? `${formatBytes((done - this.#from) / s)}/s` : '' };
   }
 
   stop(): void {
@@ -84,7 +86,7 @@ export function registerPull(program: Command): void {
     .addOption(new Option('--adapter <which>', 'stable: 7B.pth; beta: 7B-beta.pth (trained on plain LLaMA: needs --base llama)').choices(['stable', 'beta']).default('stable'))
     .addOption(new Option('--type <type>', 'LLM weight type (q4_k_m: the best quality for its speed on a CPU)').choices([...LLM_TYPES]).default('q4_k_m'))
     .addOption(new Option('--encoder-type <type>', 'encoder weight type').choices(['f32', 'f16', 'q8_0']).default('f16'))
-    .addOption(new Option('--bind-type <type>', 'bind network type').choices(['f32', 'f16']).default('f32'))
+    .addOption(new Option('--bind-type <type>', 'bind network type (f16: 1.2 GB for 7B instead of 2.3 GB)').choices(['f32', 'f16']).default('f16'))
     .addOption(new Option('--cache-type <type>', 'kNN cache type').choices(['f32', 'f16']).default('f16'))
     .option('--encoder-config <file>', 'hyperparameters of an encoder checkpoint other than ImageBind-huge (see `convert imagebind --config`)')
     .option('--no-knn', 'do not fetch the kNN cache')
@@ -104,6 +106,10 @@ export function registerPull(program: Command): void {
           knn: opts.knn, keepDownloads: opts.keepDownloads, connections: opts.connections, signal: interruptSignal(),
           onEvent: (e) => view.on(e),
         });
+      } catch (e) {
+        view.stop();
+        if (isAbortError(e)) note('pull stopped: what was downloaded is kept; run `imagebind-llm pull` again to continue');
+        throw e;
       } finally {
         view.stop();
       }

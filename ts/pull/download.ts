@@ -222,7 +222,7 @@ async function loadState(stateFile: string, part: string, url: string, size: num
 }
 
 /** Streams a file through sha256 (and the git blob sha1 when one is expected). */
-async function hashFile(file: string, size: number, gitSha1: boolean, onVerify?: (done: number, total: number) => void, signal?: AbortSignal): Promise<{ sha256: string; gitSha1?: string }> {
+export async function hashFile(file: string, size: number, gitSha1: boolean, onVerify?: (done: number, total: number) => void, signal?: AbortSignal): Promise<{ sha256: string; gitSha1?: string }> {
   const h = crypto.createHash('sha256');
   const g = gitSha1 ? crypto.createHash('sha1').update(`blob ${size}\0`) : undefined;
   let done = 0;
@@ -234,8 +234,6 @@ async function hashFile(file: string, size: number, gitSha1: boolean, onVerify?:
   }
   return { sha256: h.digest('hex'), gitSha1: g?.digest('hex') };
 }
-
-export { hashFile };
 
 /** Downloads `file` to `dest` (see the top of this file). */
 export async function downloadFile(hub: Hub, file: RemoteFile, dest: string, o: DownloadOptions): Promise<DownloadResult> {

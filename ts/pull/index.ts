@@ -39,7 +39,9 @@ export interface PullOptions {
   adapter?: 'stable' | 'beta';
   /** LLM weight type; default q4_k_m (the best quality for its speed on a CPU). */
   type?: LlmType;
+  /** Encoder weight type; default f16. */
   encoderType?: EncoderType;
+  /** Bind network type; default f16 (the released bridge is 604 M values: 2.3 GiB in f32, run once per question). */
   bindType?: BindType;
   cacheType?: CacheType;
   /** Hyperparameters for an encoder checkpoint other than ImageBind-huge (see `convert imagebind --config`). */
@@ -198,7 +200,8 @@ async function planParts(hub: Hub, s: Settings, signal: AbortSignal | undefined,
     const params = delta.length ? delta[0]!.size / 2 : paramsEstimate(s.llama);
     const variant = `7B${s.adapter === 'beta' ? '-beta' : ''}-${s.base}`;
     parts.push({
-      name: 'llm', label: 'the LLM', roles: ['llm', 'bind'], sources: [ad, ...delta], outBytes: params * LLM_OUT[s.type],
+      // The bind network holds the adapter's bridge (f32 in 7B.pth): about its size in f32, half in f16.
+      name: 'llm', label: 'the LLM', roles: ['llm', 'bind'], sources: [ad, ...delta], outBytes: params * LLM_OUT[s.type] + ad.size * (s.bindType === 'f16' ? 0.55 : 1.05),
       recipe: recipe({ part: 'llm', adapter: ad.sha256, delta: delta.map((d) => d.sha256 ?? d.gitSha1), base: s.base, llama: folderFingerprint(s.llama), type: s.type, bindType: s.bindType }),
       details: { base: s.base === 'chinese' ? 'Open-Chinese-LLaMA-7B (LLaMA-7B + delta)' : 'LLaMA-7B', llama: path.resolve(s.llama), adapter: ad.path },
       build: async (local, dir, signal, progress) => {
@@ -237,7 +240,7 @@ function settingsOf(o: PullOptions): Settings {
     dir: modelsDir(o.models).dir, llama: o.llama, base, adapter,
     type: checkChoice(o.type, 'type', LLM_TYPES, 'q4_k_m'),
     encoderType: checkChoice(o.encoderType, 'encoderType', ['f32', 'f16', 'q8_0'] as const, 'f16'),
-    bindType: checkChoice(o.bindType, 'bindType', ['f32', 'f16'] as const, 'f32'),
+    bindType: checkChoice(o.bindType, 'bindType', ['f32', 'f16'] as const, 'f16'),
     cacheType: checkChoice(o.cacheType, 'cacheType', ['f32', 'f16'] as const, 'f16'),
     encoderConfig: o.encoderConfig, knn: o.knn !== false,
   };
