@@ -11,6 +11,7 @@ import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFile, spawn } from 'node:child_process';
+import net from 'node:net';
 import { createRequire } from 'node:module';
 import { cliPath, libIndex, root, tmpDir } from './helpers/paths.mjs';
 import { fixturePath, manifest, tinyA } from './helpers/fixtures.mjs';
@@ -392,4 +393,31 @@ test('on huggingface.co, a file with a known sha256 must still be that file', (t
   t.notThrows(() => checkKnown({ ...hf, endpoint: 'http://127.0.0.1:1' }, delta, { ...delta, size: 5, sha256: 'b'.repeat(64) }), 'a mirror is checked against its own listing');
   t.is(delta.known.bytes, 13_476_940_539);
   t.is(ibl.RELEASED.encoder.revision, 'e9206a10f118b0790c730264e7b3aa5c324c35cb');
+});
+
+test('pull flags and options are checked before any work', async (t) => {
+  let r = await cli(['pull', '--adapter', 'beta']);
+  t.is(r.code, 2);
+  t.regex(r.stderr, /--adapter beta was trained on plain LLaMA-7B: add --base llama/);
+  r = await cli(['pull', '--dir', 'a', '--models', 'b']);
+  t.is(r.code, 2);
+  r = await cli(['pull', '--connections', '0']);
+  t.is(r.code, 2);
+  t.regex(r.stderr, /--connections.*between 1 and 16/);
+  // A port nothing listens on: taken from the system, then closed.
+  const probe = net.createServer();
+  await new Promise((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const closed = `http://127.0.0.1:${probe.address().port}`;
+  await new Promise((resolve) => probe.close(resolve));
+  r = await cli(['pull', '--llama', path.join(dir, 'nope'), '--models', path.join(dir, 'flags')], { HF_ENDPOINT: closed });
+  t.is(r.code, 1);
+  t.regex(r.stderr, /nope: no such LLaMA folder/);
+  r = await cli(['pull', '--models', path.join(dir, 'flags')], { HF_ENDPOINT: 'ftp://example' });
+  t.is(r.code, 1);
+  t.regex(r.stderr, /the hub endpoint ftp:\/\/example \(HF_ENDPOINT\) must be an http\(s\) URL/);
+  r = await cli(['pull', '--models', path.join(dir, 'flags')], { HF_ENDPOINT: closed });
+  t.is(r.code, 1);
+  t.true(r.stderr.includes(`cannot reach ${closed} (ECONNREFUSED): check the connection, or set HF_ENDPOINT to a mirror`), r.stderr);
+  const e = await t.throwsAsync(() => ibl.pull({ models: path.join(dir, 'flags'), type: 'q5_k' }));
+  t.is(e.code, 'ERR_INVALID_ARG');
 });

@@ -3,11 +3,12 @@
 //   imagebind-llm pull --llama <LLaMA folder>          (download, check, convert into the model folder)
 //   imagebind-llm ask --image dog.jpg "What is in the picture?"
 // The model folder is a fresh temporary one (IMAGEBIND_LLM_MODELS), the types are pull's defaults.
-// Run: node test/manual/first-run-tiny.mjs
+// Run: node test/manual/first-run-tiny.mjs   (IBL_CLI=<path to lib/cli.js> for an installed package)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { cliPath, tmpDir } from '../helpers/paths.mjs';
 import { tinyA } from '../helpers/fixtures.mjs';
 import { readMetaTensors, writeMetaLlama } from '../helpers/hf-llama.mjs';
@@ -27,19 +28,23 @@ const hub = await startHub([
 const env = { ...process.env, HF_ENDPOINT: hub.endpoint, IMAGEBIND_LLM_MODELS: path.join(dir, 'models') };
 const image = path.join(tinyA, '..', 'assets', 'dog_image.jpg');
 
-function step(label, args) {
+// The CLI under test: this checkout's, or an installed package's (IBL_CLI=node_modules/imagebind-llm/lib/cli.js).
+const cli = process.env.IBL_CLI ? path.resolve(process.env.IBL_CLI) : cliPath;
+
+/** Runs one command (asynchronously: the hub answers from this process) and prints its time. */
+async function step(label, args) {
   const t0 = process.hrtime.bigint();
-  const out = execFileSync(process.execPath, [cliPath, ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const { stdout, stderr } = await promisify(execFile)(process.execPath, [cli, ...args], { env, encoding: 'utf8' });
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  console.log(`--- ${label}: ${s.toFixed(2)} s\n${out.trim()}`);
+  console.log(`--- ${label}: ${s.toFixed(2)} s\n${stderr.trim()}\n${stdout.trim()}`);
   return s;
 }
 
 try {
   console.log(`${os.cpus()[0].model}, ${os.cpus().length} CPUs, node ${process.version}`);
-  step('imagebind-llm pull --llama <tiny LLaMA> (+ --encoder-config: the tiny encoder is not ImageBind-huge)', ['pull', '--llama', llama, '--encoder-config', path.join(tinyA, 'imagebind.config.json')]);
-  step('imagebind-llm pull again (nothing to do)', ['pull', '--llama', llama, '--encoder-config', path.join(tinyA, 'imagebind.config.json')]);
-  step('imagebind-llm ask --image dog.jpg "What is in the picture?"', ['ask', '--image', image, 'What is in the picture?']);
+  await step('imagebind-llm pull --llama <tiny LLaMA> (+ --encoder-config: the tiny encoder is not ImageBind-huge)', ['pull', '--llama', llama, '--encoder-config', path.join(tinyA, 'imagebind.config.json')]);
+  await step('imagebind-llm pull again (nothing to do)', ['pull', '--llama', llama, '--encoder-config', path.join(tinyA, 'imagebind.config.json')]);
+  await step('imagebind-llm ask --image dog.jpg "What is in the picture?"', ['ask', '--image', image, 'What is in the picture?']);
 } finally {
   await hub.close();
   fs.rmSync(dir, { recursive: true, force: true });
