@@ -228,12 +228,15 @@ test('cut and stalled connections are retried within one run; a server without r
   const w3d = sizeOf(W3D.path);
   const hub = await hubWith((p) => (p === W3D.path ? { cutAt: 1_000_000, cuts: 2 } : p === 'knn.index' ? { stallAt: 4000 } : {}));
   try {
-    const res = await ibl.pull({ ...tiny, models: path.join(dir, 'retry'), endpoint: hub.endpoint, stallMs: 300, connections: 2, segmentBytes: 1 << 20 });
+    const res = await ibl.pull({ ...tiny, models: path.join(dir, 'retry'), endpoint: hub.endpoint, stallMs: 1000, connections: 2, segmentBytes: 1 << 20 });
     t.deepEqual(res.built, ['cache', 'encoder']);
     t.is(res.fetchedBytes, w3d + sizeOf('knn.index'));
     // The retries asked for the rest of the segment, from where each connection stopped.
     t.true(hub.log.some((e) => e.file === W3D.path && e.start > 0 && e.start % (1 << 20) !== 0), 'a cut resumed mid-segment');
-    t.true(hub.log.some((e) => e.file === 'knn.index' && e.start === 4000), 'a stall resumed at its byte');
+    // The stalled request was given up and asked again from the bytes it had (all 4000 of them, unless
+    // a loaded machine let the stall timer fire first).
+    const k = hub.log.filter((e) => e.file === 'knn.index');
+    t.true(k.length >= 2 && k.at(-1).start <= 4000, 'a stall was retried');
   } finally {
     await hub.close();
   }
