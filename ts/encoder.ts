@@ -6,6 +6,7 @@ import { addon } from './binding';
 import { withAbortToken } from './abort';
 import { AbortError, ImageBindError, throwIfAborted } from './errors';
 import { READ_LIMITS, readRegular } from './files';
+import { resolveModels } from './models';
 import { checkDevice, checkInt, checkThreads } from './options';
 import { decodeAudio, decodeVideoClips } from './media';
 import type { Modality } from './keys';
@@ -56,6 +57,8 @@ export interface EncoderLoadOptions {
   signal?: AbortSignal;
   /** Called with the fraction of the weights read (0 … 1). */
   onProgress?: (fraction: number) => void;
+  /** Without a file: the model folder whose encoder to load (default: IMAGEBIND_LLM_MODELS, else the user's cache folder). */
+  models?: string;
 }
 
 export interface EncoderInfo {
@@ -115,7 +118,14 @@ export class ImageBindEncoder {
   }
 
   /** Loads an encoder GGUF (made by `imagebind-llm convert imagebind`) off the JS thread. */
-  static async load(file: string, options: EncoderLoadOptions = {}): Promise<ImageBindEncoder> {
+  static async load(file?: string | EncoderLoadOptions, options: EncoderLoadOptions = {}): Promise<ImageBindEncoder> {
+    if (file === undefined || (typeof file === 'object' && file !== null)) {
+      // load(), load({ models }): the model folder's encoder.
+      options = (file as EncoderLoadOptions | undefined) ?? options;
+      const set = resolveModels({ models: options.models });
+      if (!set.encoder) throw new ImageBindError('ERR_MODELS_MISSING', `the model folder ${set.dir} has no encoder: run \`imagebind-llm pull\`, or pass a .gguf path`);
+      file = set.encoder;
+    }
     if (typeof file !== 'string' || !file) throw new ImageBindError('ERR_INVALID_ARG_TYPE', 'ImageBindEncoder.load: expected a .gguf path');
     const threads = checkThreads(options.threads);
     const device = checkDevice(options.device);
@@ -207,7 +217,8 @@ export class ImageBindEncoder {
   }
 }
 
-export function loadEncoder(file: string, options?: EncoderLoadOptions): Promise<ImageBindEncoder> {
+/** Loads an encoder GGUF; `loadEncoder()` or `loadEncoder({ models })` loads the model folder's. */
+export function loadEncoder(file?: string | EncoderLoadOptions, options?: EncoderLoadOptions): Promise<ImageBindEncoder> {
   return ImageBindEncoder.load(file, options);
 }
 

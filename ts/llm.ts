@@ -5,17 +5,26 @@ import { withAbortToken, type NativeAbortToken } from './abort';
 import { addon } from './binding';
 import { AbortError, ImageBindError, isAbortError } from './errors';
 import { EmbedInput, ImageBindEncoder } from './encoder';
+import { resolveModels } from './models';
 import { checkDevice, checkInt, checkNumber, checkThreads } from './options';
 
 export interface LlmLoadOptions {
-  /** `<prefix>-llm.gguf` from `imagebind-llm convert llm`. */
-  model: string;
+  /**
+   * `<prefix>-llm.gguf` from `imagebind-llm convert llm`. With `model` and `bind` both omitted, the
+   * model folder gives the whole set (LLM, bind network, encoder, cache): see `models`.
+   */
+  model?: string;
   /** `<prefix>-bind.gguf`. */
-  bind: string;
-  /** Optional kNN cache GGUF (`convert cache`) for cache-enhanced inference. */
-  cache?: string;
-  /** An encoder GGUF path or a loaded encoder (needed for image/audio/… inputs). */
-  encoder?: string | ImageBindEncoder;
+  bind?: string;
+  /**
+   * The model folder `imagebind-llm pull` filled, used when `model` and `bind` are omitted (default:
+   * IMAGEBIND_LLM_MODELS, else the user's cache folder; see `resolveModels`).
+   */
+  models?: string;
+  /** Optional kNN cache GGUF (`convert cache`) for cache-enhanced inference; false: none, even from the folder. */
+  cache?: string | false;
+  /** An encoder GGUF path or a loaded encoder (needed for image/audio/… inputs); false: none, even from the folder. */
+  encoder?: string | ImageBindEncoder | false;
   /** CPU threads (default: the cores this process may use; see `threadLimits()`). */
   threads?: number;
   /** Layers to run on the device (the last ones; the rest run on the CPU); default -1: all of them. */
@@ -276,16 +285,18 @@ export class ImageBindLLM {
   }
 
   /** Loads the LLM, bind network, optional cache (and encoder) off the JS thread. */
-  static async load(options: LlmLoadOptions): Promise<ImageBindLLM> {
-    if (!options || typeof options.model !== 'string' || typeof options.bind !== 'string') {
-      throw new ImageBindError('ERR_INVALID_ARG_TYPE', 'ImageBindLLM.load: expected { model, bind } file paths');
+  static async load(options: LlmLoadOptions = {}): Promise<ImageBindLLM> {
+    options = withModelFolder(options ?? {});
+    const { model, bind } = options;
+    if (typeof model !== 'string' || typeof bind !== 'string') {
+      throw new ImageBindError('ERR_INVALID_ARG_TYPE', 'ImageBindLLM.load: expected { model, bind } file paths (or neither, for the model folder)');
     }
     const threads = checkThreads(options.threads);
     const device = checkDevice(options.device);
     const gpuLayers = checkInt(options.gpuLayers, 'gpuLayers', -1, 65536) ?? -1;
     const contextSize = checkInt(options.contextSize, 'contextSize', 16, 1 << 20) ?? 2048;
     const native = (await withAbortToken(options.signal, (token) => addon().loadLlm({
-      model: options.model, bind: options.bind, cache: options.cache, threads, gpuLayers, device,
+      model, bind, cache: options.cache || undefined, threads, gpuLayers, device,
     }, token, options.onProgress))) as NativeLlm;
     let encoder: ImageBindEncoder | null = null;
     let owns = false;
@@ -573,6 +584,19 @@ export class ChatSession {
   }
 }
 
-export function loadLlm(options: LlmLoadOptions): Promise<ImageBindLLM> {
+/**
+ * With `model` and `bind` omitted, the model folder's set: its LLM and bind network, and its encoder
+ * and cache unless given (or set to false).
+ */
+function withModelFolder(options: LlmLoadOptions): LlmLoadOptions {
+  if (options.model !== undefined || options.bind !== undefined) return options;
+  const set = resolveModels({ models: options.models });
+  if (!set.llm || !set.bind) {
+    throw new ImageBindError('ERR_MODELS_MISSING', `the model folder ${set.dir} has no LLM: run \`imagebind-llm pull --llama <LLaMA-7B folder>\`, or pass { model, bind }`);
+  }
+  return { ...options, model: set.llm, bind: set.bind, encoder: options.encoder ?? set.encoder, cache: options.cache ?? set.cache };
+}
+
+export function loadLlm(options: LlmLoadOptions = {}): Promise<ImageBindLLM> {
   return ImageBindLLM.load(options);
 }

@@ -275,7 +275,7 @@ function halfToFloatTable(): Float32Array {
 }
 
 /** Little-endian contiguous elements of `dtype` → float32. `bytes` starts on an 8-byte boundary. */
-function toFloat32(bytes: Uint8Array, dtype: TorchDtype, numel: number): Float32Array {
+export function toFloat32(bytes: Uint8Array, dtype: TorchDtype, numel: number): Float32Array {
   const buf = bytes.buffer;
   const off = bytes.byteOffset;
   switch (dtype) {
@@ -390,7 +390,7 @@ function gather(src: Uint8Array, elemSize: number, shape: readonly number[], str
 }
 
 /** A fresh buffer of its own (offset 0, so every typed view of it is aligned), not zero-filled. */
-function allocBytes(n: number): Uint8Array {
+export function allocBytes(n: number): Uint8Array {
   const b = Buffer.allocUnsafeSlow(n);
   return new Uint8Array(b.buffer, b.byteOffset, n);
 }

@@ -125,7 +125,7 @@ export function registerChat(program: Command): void {
   llmOptions(program.command('chat'), inputs)
     .description('a conversation about the inputs at the terminal (/help lists the commands); reads questions from stdin')
     .action(async (opts: LlmCliOptions) => {
-      checkLlmFlags(opts, inputs);
+      checkLlmFlags(opts, inputs, true);
       const llm = await loadLlmCli(opts, interruptSignal());
       const session = await llm.createSession();
       const tty = !!process.stdin.isTTY;

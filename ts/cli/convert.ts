@@ -56,17 +56,18 @@ export function registerConvert(program: Command): void {
 
   convert
     .command('llm')
-    .description('Meta-layout LLaMA + ImageBind-LLM adapter checkpoint → <prefix>-llm.gguf (llama.cpp model, adapter merged) and <prefix>-bind.gguf (bind network, injection)')
-    .requiredOption('--llama <dir>', 'LLaMA folder: params.json, tokenizer.model, consolidated.00.pth (…)')
+    .description('LLaMA (Meta or Hugging Face layout, optionally + a delta) + ImageBind-LLM adapter checkpoint → <prefix>-llm.gguf (llama.cpp model, adapter merged) and <prefix>-bind.gguf (bind network, injection)')
+    .requiredOption('--llama <dir>', "LLaMA folder: Meta's params.json, tokenizer.model, consolidated.00.pth (…), or Hugging Face's config.json, tokenizer.model, *.safetensors or pytorch_model*.bin (+ index)")
+    .option('--delta <path>', 'add this delta to the base on the fly, as upstream makes Open-Chinese-LLaMA-7B: a folder with params.json and consolidated.00.pth, or a .pth')
     .requiredOption('--adapter <file>', 'ImageBind-LLM adapter checkpoint (.pth)')
     .requiredOption('-o, --output <prefix>', 'output prefix: writes <prefix>-llm.gguf and <prefix>-bind.gguf')
     .addOption(new Option('--type <type>', 'LLM weight type').choices([...LLM_TYPES]).default('f16'))
     .addOption(new Option('--bind-type <type>', 'bind network matrix type').choices(['f32', 'f16']).default('f32'))
     .option('--context-length <n>', 'llama.context_length to record (default 512)', intArg(16, 1 << 24), 512)
     .option('--json', 'print JSON')
-    .action(async (opts: { llama: string; adapter: string; output: string; type: LlmType; bindType: BindType; contextLength: number; json?: boolean }) => {
+    .action(async (opts: { llama: string; delta?: string; adapter: string; output: string; type: LlmType; bindType: BindType; contextLength: number; json?: boolean }) => {
       await convertWith(opts, (signal, onProgress) => convertLlm({
-        llamaDir: opts.llama, adapter: opts.adapter, outPrefix: opts.output, type: opts.type, bindType: opts.bindType,
+        llamaDir: opts.llama, delta: opts.delta, adapter: opts.adapter, outPrefix: opts.output, type: opts.type, bindType: opts.bindType,
         contextLength: opts.contextLength, signal, onProgress,
       }), (res) => `wrote ${res.llm}: llama, ${res.layers} layers, dim ${res.dim}, vocabulary ${res.vocabSize}, ${res.type}, ${formatBytes(res.bytes.llm)}\n` +
         `wrote ${res.bind}: bind network (${res.bridge}), ${res.queryLayer} injected layers, ${res.bindType}, ${formatBytes(res.bytes.bind)}`);

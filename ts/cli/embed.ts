@@ -1,16 +1,19 @@
 // `embed` and `similarity`: ImageBind embeddings of inputs of any modality, and how close they are.
 import { Command, InvalidArgumentError } from 'commander';
 import { EmbedInput, Embedding, ImageBindEncoder, cosineSimilarity, zeroShot } from '../encoder';
+import { defaultModelsDir } from '../models';
+import { resolveEncoderPath } from './resolve-encoder';
 import { UsageError, inputOptions, runtimeOptions } from './flags';
 import { interruptSignal } from './interrupt';
 import { preview, printJson } from './output';
 import { progress } from './progress';
 
-interface EncoderCliOptions { encoder?: string; threads?: number; device: string; truncation: 'imagebind' | 'imagebind-llm'; json?: boolean; raw?: boolean }
+interface EncoderCliOptions { encoder?: string; models?: string; threads?: number; device: string; truncation: 'imagebind' | 'imagebind-llm'; json?: boolean; raw?: boolean }
 
 function encoderOptions(cmd: Command, into: EmbedInput[]): Command {
   return runtimeOptions(inputOptions(cmd, into))
-    .option('--encoder <gguf>', 'encoder GGUF (imagebind-llm convert imagebind)')
+    .option('--encoder <gguf>', 'encoder GGUF (imagebind-llm convert imagebind; default: the model folder\'s)')
+    .option('--models <dir>', `model folder that \`imagebind-llm pull\` filled, used when --encoder is omitted (default: IMAGEBIND_LLM_MODELS, else ${defaultModelsDir()})`)
     .option('--truncation <mode>', "long texts: 'imagebind' (keep the end token) or 'imagebind-llm' (cut)", (v: string) => {
       if (v !== 'imagebind' && v !== 'imagebind-llm') throw new InvalidArgumentError('expected imagebind or imagebind-llm');
       return v;
@@ -18,7 +21,7 @@ function encoderOptions(cmd: Command, into: EmbedInput[]): Command {
 }
 
 async function runEmbed(inputs: EmbedInput[], opts: EncoderCliOptions, raw = false): Promise<Embedding[]> {
-  if (!opts.encoder) throw new UsageError('--encoder <gguf> is required (the encoder GGUF from `imagebind-llm convert imagebind`)');
+  opts.encoder = resolveEncoderPath(opts.encoder, opts.models);
   if (inputs.length === 0) throw new UsageError('give at least one input (--image, --video, --audio, --text, --depth, --thermal, --imu, --point)');
   const signal = interruptSignal();
   const loading = progress('loading the encoder', opts);

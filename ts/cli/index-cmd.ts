@@ -20,7 +20,7 @@ export function registerIndex(program: Command): void {
     .option('--batch <n>', 'files per encoder call and per committed transaction (default 16)', intArg(1, 256))
     .option('--json', 'print the summary as JSON')
     .action(async (paths: string[], opts: IndexCliOptions) => {
-      const encoder = resolveEncoderPath(opts.encoder);
+      const encoder = resolveEncoderPath(opts.encoder, opts.models);
       const signal = interruptSignal();
       const index = await MediaIndex.open(opts.db, { encoder, threads: opts.threads, device: opts.device, reembed: opts.reembed, signal });
       const bar = progress('indexing', opts, 'files');

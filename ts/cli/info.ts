@@ -6,6 +6,7 @@ import { inspectGguf } from '../gguf';
 import type { GgufValue } from '../native';
 import { threadLimits } from '../options';
 import { installationInfo } from '../system';
+import { ModelSet, modelsDir, resolveModels } from '../models';
 import { formatBytes, printJson } from './output';
 
 function summarizeValue(v: GgufValue): string {
@@ -19,14 +20,20 @@ function summarizeValue(v: GgufValue): string {
 export function registerInfo(program: Command): void {
   program
     .command('info')
-    .description('show the installation: versions, pinned llama.cpp, ggml backends and devices, threads, ffmpeg')
+    .description('show the installation: versions, pinned llama.cpp, ggml backends and devices, threads, ffmpeg, the model folder')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
       const info = installationInfo();
       const threads = threadLimits();
       const ffmpeg = await findFfmpeg().then((f) => f, (e: Error) => ({ error: e.message }));
+      let models: ModelSet | { dir: string; error: string };
+      try {
+        models = resolveModels();
+      } catch (e) {
+        models = { dir: modelsDir().dir, error: (e as Error).message };
+      }
       if (opts.json) {
-        printJson({ ...info, threads, ffmpeg });
+        printJson({ ...info, threads, ffmpeg, models });
         return;
       }
       const v = info.versions;
@@ -45,6 +52,8 @@ export function registerInfo(program: Command): void {
       }
       if ('error' in ffmpeg) console.log(`ffmpeg        not found (${ffmpeg.error.split('\n')[0]})`);
       else console.log(`ffmpeg        ${ffmpeg.version} (${ffmpeg.source}: ${ffmpeg.path})`);
+      const roles = 'error' in models ? [] : Object.entries(models.entries).map(([r, e]) => `${r} ${e!.file}`);
+      console.log(`models        ${models.dir}: ${'error' in models ? models.error : roles.length ? roles.join(', ') : 'empty (imagebind-llm pull fills it)'}`);
     });
 
   program

@@ -2,11 +2,12 @@
 import type { Command } from 'commander';
 import type { EmbedInput } from '../encoder';
 import { AskInput, AskOptions, ImageBindLLM } from '../llm';
+import { defaultModelsDir, resolveModels } from '../models';
 import { MEDIA_KINDS, UsageError, collect, inputOptions, intArg, numArg, parseWeights, runtimeOptions, weightOption } from './flags';
 import { progress } from './progress';
 
 export interface LlmCliOptions {
-  encoder?: string; model?: string; bind?: string; cache?: string; knn?: boolean;
+  encoder?: string; model?: string; bind?: string; cache?: string; knn?: boolean; models?: string;
   cacheK?: number; cacheT?: number; cacheWeight?: number; weight: string[];
   temperature?: number; topP?: number; topK?: number; repeatPenalty?: number; seed?: number; maxTokens?: number;
   stop: string[]; input?: string; raw?: boolean; threads?: number; gpuLayers?: number; device: string;
@@ -15,10 +16,11 @@ export interface LlmCliOptions {
 
 export function llmOptions(cmd: Command, inputs: EmbedInput[]): Command {
   return runtimeOptions(weightOption(inputOptions(cmd, inputs, MEDIA_KINDS)))
-    .option('--encoder <gguf>', 'encoder GGUF (needed with --image, --audio, … inputs)')
-    .option('--model <gguf>', '<prefix>-llm.gguf from `imagebind-llm convert llm`')
-    .option('--bind <gguf>', '<prefix>-bind.gguf from `imagebind-llm convert llm`')
-    .option('--cache <gguf>', 'kNN cache GGUF: enables cache-enhanced inference')
+    .option('--models <dir>', `model folder that \`imagebind-llm pull\` filled, used when --model and --bind are omitted (default: IMAGEBIND_LLM_MODELS, else ${defaultModelsDir()})`)
+    .option('--encoder <gguf>', 'encoder GGUF (needed with --image, --audio, … inputs; default: the model folder\'s)')
+    .option('--model <gguf>', '<prefix>-llm.gguf from `imagebind-llm convert llm` (default: the model folder\'s)')
+    .option('--bind <gguf>', '<prefix>-bind.gguf from `imagebind-llm convert llm` (default: the model folder\'s)')
+    .option('--cache <gguf>', 'kNN cache GGUF: enables cache-enhanced inference (default: the model folder\'s, if it has one)')
     .option('--no-knn', 'do not use the cache even when given')
     .option('--cache-k <n>', 'cache neighbours (default 10)', intArg(1, 65536))
     .option('--cache-t <t>', 'cache softmax factor (default 20)', numArg({ min: 0, minOpen: true }))
@@ -37,12 +39,31 @@ export function llmOptions(cmd: Command, inputs: EmbedInput[]): Command {
     .option('--timing', 'after each answer, print the time to first token and tokens/s on stderr');
 }
 
-/** Checks the combination of flags (each alone was checked by its parser). */
-export function checkLlmFlags(opts: LlmCliOptions, inputs: EmbedInput[]): void {
-  if (!opts.model) throw new UsageError('--model <gguf> is required (the <prefix>-llm.gguf from `imagebind-llm convert llm`)');
-  if (!opts.bind) throw new UsageError('--bind <gguf> is required (the <prefix>-bind.gguf from `imagebind-llm convert llm`)');
+/**
+ * Checks the combination of flags (each alone was checked by its parser) and fills the files from the
+ * model folder when --model and --bind are omitted: then the folder gives the whole set (LLM, bind
+ * network, encoder, cache), so that files from different conversions are never mixed by default.
+ * `encoderAlways`: take the folder's encoder even without inputs (chat adds inputs later).
+ */
+export function checkLlmFlags(opts: LlmCliOptions, inputs: EmbedInput[], encoderAlways = false): void {
+  if (!opts.model !== !opts.bind) {
+    throw new UsageError(`${opts.model ? '--model needs --bind' : '--bind needs --model'} <gguf> (the <prefix>-bind.gguf and <prefix>-llm.gguf of one \`imagebind-llm convert llm\`; or omit both to use the model folder)`);
+  }
+  if (!opts.model) {
+    const set = resolveModels({ models: opts.models });
+    if (!set.llm || !set.bind) {
+      throw new UsageError(`--model and --bind are required: the model folder ${set.dir} has no LLM (run \`imagebind-llm pull --llama <LLaMA-7B folder>\`, or choose another folder with --models)`);
+    }
+    opts.model = set.llm;
+    opts.bind = set.bind;
+    if (!opts.encoder && (inputs.length > 0 || encoderAlways)) opts.encoder = set.encoder;
+    if (!opts.cache && opts.knn !== false) opts.cache = set.cache;
+    if (inputs.length > 0 && !opts.encoder) {
+      throw new UsageError(`--${inputs[0]!.kind} needs --encoder <gguf>: the model folder ${set.dir} has no encoder (run \`imagebind-llm pull\`)`);
+    }
+  }
   if (inputs.length > 0 && !opts.encoder) {
-    throw new UsageError(`--${inputs[0]!.kind} needs --encoder <gguf> (the encoder GGUF from \`imagebind-llm convert imagebind\`)`);
+    throw new UsageError(`--${inputs[0]!.kind} needs --encoder <gguf> (the encoder GGUF from \`imagebind-llm convert imagebind\`; or omit --model and --bind to use the model folder)`);
   }
   for (const k of ['cacheK', 'cacheT', 'cacheWeight'] as const) {
     if (opts[k] !== undefined && !opts.cache) throw new UsageError(`--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} needs --cache <gguf>`);

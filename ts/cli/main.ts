@@ -11,6 +11,7 @@ import { registerEmbed } from './embed';
 import { UsageError } from './flags';
 import { registerIndex } from './index-cmd';
 import { registerInfo } from './info';
+import { registerPull } from './pull';
 import { EXIT_SIGINT, EXIT_SIGTERM, installInterruptHandlers, interruptedBy } from './interrupt';
 import { registerSearch } from './search';
 
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ writeErr: () => {} });  // usage errors are printed once, by main()
   registerInfo(program);
+  registerPull(program);
   registerConvert(program);
   registerEmbed(program);
   registerAsk(program);

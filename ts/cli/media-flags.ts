@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { MEDIA_KINDS, MediaKind } from '../search';
 import { runtimeOptions } from './flags';
 
-export interface MediaCliOptions { db: string; kinds?: MediaKind[]; encoder?: string; threads?: number; device: string; json?: boolean }
+export interface MediaCliOptions { db: string; kinds?: MediaKind[]; encoder?: string; models?: string; threads?: number; device: string; json?: boolean }
 
 export const DEFAULT_DB = 'media.sqlite';
 
@@ -20,5 +20,6 @@ export function mediaOptions(cmd: Command, kindsHelp: string): Command {
   return runtimeOptions(cmd)
     .option('--db <file>', 'the media index (SQLite)', DEFAULT_DB)
     .option('--kinds <list>', `${kindsHelp}: comma-separated ${MEDIA_KINDS.join(', ')}`, kindList)
-    .option('--encoder <gguf>', 'encoder GGUF (imagebind-llm convert imagebind); an index is tied to the encoder that built it');
+    .option('--encoder <gguf>', 'encoder GGUF (imagebind-llm convert imagebind); an index is tied to the encoder that built it')
+    .option('--models <dir>', 'model folder that `imagebind-llm pull` filled, used when --encoder is omitted');
 }

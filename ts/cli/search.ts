@@ -18,7 +18,7 @@ export function registerSearch(program: Command): void {
     .action(async (opts: SearchCliOptions) => {
       if (inputs.length === 0) throw new UsageError('give a query: --text, --image, --audio, --video, --point, --depth, --thermal or --imu (repeatable)');
       const weights = parseWeights(opts.weight, INPUT_KINDS);
-      const encoder = resolveEncoderPath(opts.encoder);
+      const encoder = resolveEncoderPath(opts.encoder, opts.models);
       const signal = interruptSignal();
       const index = await MediaIndex.open(opts.db, { encoder, threads: opts.threads, device: opts.device, create: false, signal });
       try {
