@@ -121,13 +121,13 @@ function startChild(args) {
 async function ensureModel(dir, shape) {
   const name = shape === '7b' ? 'llama7b' : `llama-${shape}`;
   const src = path.join(dir, `${name}-random`);
-  if (!fs.existsSync(path.join(src, 'adapter.pth'))) {
-    const t0 = Date.now();
-    await writeRandomLlama(src, SHAPES[shape]);
-    console.log(`wrote a random ${shape}-shaped LLaMA checkpoint + adapter in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-  }
   const prefix = path.join(dir, `${name}-random-q4_0`);
-  if (!fs.existsSync(`${prefix}-llm.gguf`)) {
+  if (!fs.existsSync(`${prefix}-llm.gguf`) || !fs.existsSync(`${prefix}-bind.gguf`)) {
+    if (!fs.existsSync(path.join(src, 'adapter.pth'))) {
+      const t0 = Date.now();
+      await writeRandomLlama(src, SHAPES[shape]);
+      console.log(`wrote a random ${shape}-shaped LLaMA checkpoint + adapter in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    }
     const script = `const ibl=require(${JSON.stringify(path.join(root, 'lib', 'index.js'))});const t0=Date.now();` +
       `ibl.convertLlm({llamaDir:${JSON.stringify(path.join(src, 'llama'))},adapter:${JSON.stringify(path.join(src, 'adapter.pth'))},outPrefix:${JSON.stringify(prefix)},type:'q4_0'})` +
       `.then(r=>console.log(JSON.stringify({r,s:(Date.now()-t0)/1000,rss:process.resourceUsage().maxRSS*1024})))`;

@@ -186,6 +186,13 @@ test('two contexts over one model, each with its own image, generate interleaved
 const driver = path.join(root, 'build', 'native', process.platform === 'win32' ? 'ibl-driver.exe' : 'ibl-driver');
 const graphNodes = (llmPath) => JSON.parse(execFileSync(driver, ['graph', llmPath, 'cpu'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 26 }));
 const isAttnOutBias = (name) => /^blk\.\d+\.attn_output\.bias$/.test(name);
+// The f32 tiny model without its attention output biases (written once, for the tests below).
+let noBiasModel;
+const withoutBias = () => (noBiasModel ??= (async () => {
+  const file = path.join(dir, 'tiny-f32-nobias-llm.gguf');
+  const { g, bytes } = await rewriteGguf(files.f32.llm, file, { keep: (name) => !isAttnOutBias(name) });
+  return { file, g, bytes };
+})());
 
 test('the injection adds no graph node to a model with an attention output bias, and its bias add to one without', async (t) => {
   const withBias = graphNodes(files.f32.llm);
@@ -194,9 +201,7 @@ test('the injection adds no graph node to a model with an attention output bias,
     t.deepEqual(withBias.injected[n], withBias.plain[n], `${n} token(s): injected graph = plain graph`);
   }
   // Without bo, the injection is that layer's bias: the graph of the same model with bo, one add per layer more.
-  const noBiasPath = path.join(dir, 'tiny-f32-nobias-llm.gguf');
-  await rewriteGguf(files.f32.llm, noBiasPath, { keep: (name) => !isAttnOutBias(name) });
-  const noBias = graphNodes(noBiasPath);
+  const noBias = graphNodes((await withoutBias()).file);
   for (const n of ['1', '7']) {
     t.is(noBias.injected[n].length, noBias.plain[n].length + noBias.n_layer, `${n} token(s), no bias: one node per layer`);
     t.deepEqual(noBias.injected[n], withBias.plain[n], `${n} token(s): no bias + injection = the graph with bias`);
@@ -215,10 +220,9 @@ test('the folded bias is exact: zero injection = none; bo injected into a model 
       s.dispose();
     }
   };
-  const noBiasPath = path.join(dir, 'tiny-f32-nobias2-llm.gguf');
-  const { g, bytes } = await rewriteGguf(files.f32.llm, noBiasPath, { keep: (name) => !isAttnOutBias(name) });
+  const { file, g, bytes } = await withoutBias();
   const withBias = await load('f32', false);
-  const noBias = await ibl.ImageBindLLM.load({ model: noBiasPath, bind: files.f32.bind, threads: 2 });
+  const noBias = await ibl.ImageBindLLM.load({ model: file, bind: files.f32.bind, threads: 2 });
   t.teardown(() => { withBias.dispose(); noBias.dispose(); });
   const { nLayer, nEmbd } = withBias.info;
   // The model's bo of every layer, as one injection (n_layer × n_embd).
