@@ -118,7 +118,7 @@ test('HF layout: a tied lm_head reads the embeddings; rope_scaling and other mod
   withCfg({ num_attention_heads: 'four' });
   e = await t.throwsAsync(() => convert(hf, 'x'));
   t.is(e.code, 'ERR_CONFIG_INVALID');
-  t.regex(e.message, /config\.json: 'num_attention_heads' must be a positive integer/);
+  t.regex(e.message, /config\.json: 'num_attention_heads' must be an integer from 1 to \d+ \(got "four"\)/);
   withCfg({});
   t.false(fs.readdirSync(dir).some((f) => f.startsWith('x-')), 'no output left behind');
   const tied = await convert(await writeHfLlama(llamaDir, path.join(dir, 'hf-tied'), { tie: true }), 'hf-tied');

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { cliPath, libIndex, tmpDir } from './helpers/paths.mjs';
+import { cliPath, libIndex, root, tmpDir } from './helpers/paths.mjs';
 import { assertClose, fixturePath, manifest, readNpy, tinyA } from './helpers/fixtures.mjs';
 import { caseEmbeddings as caseEmbeddingsOf, checkCases, convertLlmFixtures, interleavedGreedy } from './helpers/llm-fixtures.mjs';
 
@@ -22,6 +22,21 @@ const textOnly = llmCases.find((c) => c.name === 'text_only');
 test.before(async () => {
   Object.assign(files, await convertLlmFixtures(ibl, dir, TYPES));
 });
+
+// A copy of a GGUF through our writer, with metadata edited by editMeta(key, value) and only the tensors keep(name) accepts.
+async function rewriteGguf(src, dst, { editMeta = (k, v) => v, keep = () => true } = {}) {
+  const g = await ibl.inspectGguf(src);
+  const bytes = fs.readFileSync(src);
+  const metadata = Object.entries(g.metadata).map(([key, v]) => {
+    const ty = g.metadataTypes[key];
+    const value = editMeta(key, v);
+    return ty.startsWith('array<') ? { key, type: 'array', elemType: ty.slice(6, -1), value } : { key, type: ty, value };
+  });
+  const tensors = g.tensors.filter((x) => keep(x.name))
+    .map((x) => ({ name: x.name, type: x.type, shape: x.shape, data: new Uint8Array(bytes.subarray(x.offset, x.offset + x.size)) }));
+  await ibl.writeGguf(dst, { metadata, tensors });
+  return { g, bytes };
+}
 
 async function load(type, withCache = true) {
   return ibl.ImageBindLLM.load({ model: files[type].llm, bind: files[type].bind, cache: withCache ? files.cache : undefined, encoder: files.encoder, threads: 1 });
@@ -89,6 +104,64 @@ test('two contexts over one model, each with its own image, generate interleaved
   t.deepEqual(got, want);
 });
 
+// The injection is folded into the attention output bias (native/patches/0001): with a model that has one, the
+// graph llama.cpp computes is node for node the plain one. The driver records the nodes through llama.cpp's
+// eval callback, for a 1-token (decoding) and a 7-token (prompt) decode.
+const driver = path.join(root, 'build', 'native', process.platform === 'win32' ? 'ibl-driver.exe' : 'ibl-driver');
+const graphNodes = (llmPath) => JSON.parse(execFileSync(driver, ['graph', llmPath, 'cpu'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 26 }));
+const isAttnOutBias = (name) => /^blk\.\d+\.attn_output\.bias$/.test(name);
+// The f32 tiny model without its attention output biases (written once, for the tests below).
+let noBiasModel;
+const withoutBias = () => (noBiasModel ??= (async () => {
+  const file = path.join(dir, 'tiny-f32-nobias-llm.gguf');
+  const { g, bytes } = await rewriteGguf(files.f32.llm, file, { keep: (name) => !isAttnOutBias(name) });
+  return { file, g, bytes };
+})());
+
+test('the injection adds no graph node to a model with an attention output bias, and its bias add to one without', async (t) => {
+  const withBias = graphNodes(files.f32.llm);
+  for (const n of ['1', '7']) {
+    t.true(withBias.plain[n].length > 10 * withBias.n_layer, `${n} token(s): ${withBias.plain[n].length} nodes recorded`);
+    t.deepEqual(withBias.injected[n], withBias.plain[n], `${n} token(s): injected graph = plain graph`);
+  }
+  // Without bo, the injection is that layer's bias: the graph of the same model with bo, one add per layer more.
+  const noBias = graphNodes((await withoutBias()).file);
+  for (const n of ['1', '7']) {
+    t.is(noBias.injected[n].length, noBias.plain[n].length + noBias.n_layer, `${n} token(s), no bias: one node per layer`);
+    t.deepEqual(noBias.injected[n], withBias.plain[n], `${n} token(s): no bias + injection = the graph with bias`);
+  }
+});
+
+test('the folded bias is exact: zero injection = none; bo injected into a model without bo = the model with it', async (t) => {
+  // Logits of the prompt through a bare session of `llm`, with `injection` set when given.
+  const logits = async (llm, injection) => {
+    const s = await llm.nativeModel.createSession({ contextSize: 128, batchSize: 128 });
+    try {
+      if (injection) s.setInjection(injection);
+      await s.eval(Int32Array.from(textOnly.prompt_tokens));
+      return s.lastLogits();
+    } finally {
+      s.dispose();
+    }
+  };
+  const { file, g, bytes } = await withoutBias();
+  const withBias = await load('f32', false);
+  const noBias = await ibl.ImageBindLLM.load({ model: file, bind: files.f32.bind, threads: 2 });
+  t.teardown(() => { withBias.dispose(); noBias.dispose(); });
+  const { nLayer, nEmbd } = withBias.info;
+  // The model's bo of every layer, as one injection (n_layer × n_embd).
+  const bo = new Float32Array(nLayer * nEmbd);
+  for (let l = 0; l < nLayer; l++) {
+    const x = g.tensors.find((y) => y.name === `blk.${l}.attn_output.bias`);
+    t.is(x.type, 'f32');
+    bo.set(new Float32Array(bytes.buffer.slice(bytes.byteOffset + x.offset, bytes.byteOffset + x.offset + x.size)), l * nEmbd);
+  }
+  const plain = await logits(withBias);
+  t.deepEqual(await logits(withBias, new Float32Array(nLayer * nEmbd)), plain, 'bo + 0 computes what bo does');
+  t.deepEqual(await logits(noBias, bo), plain, 'no bo, injection bo: the same graph and values as the model with bo');
+  t.notDeepEqual(await logits(noBias), plain, 'the bias matters (the check can fail)');
+});
+
 test('bad model files and mismatches are clear errors', async (t) => {
   const bad = tmpDir('ibl-llm-bad-');
   const e1 = await t.throwsAsync(ibl.ImageBindLLM.load({ model: files.f32.llm, bind: path.join(bad, 'missing-bind.gguf') }));
@@ -99,16 +172,9 @@ test('bad model files and mismatches are clear errors', async (t) => {
   t.regex(e2.message, /this is the encoder/);
   const e3 = await t.throwsAsync(ibl.ImageBindLLM.load({ model: files.f32.llm, bind: files.f32.llm }));
   t.is(e3.code, 'ERR_MODEL_WRONG_TYPE');
-  // A bind file for another model size: same tensors, metadata saying 4 layers.
-  const g = await ibl.inspectGguf(files.f32.bind);
-  const bytes = fs.readFileSync(files.f32.bind);
-  const meta = Object.entries(g.metadata).map(([key, value]) => {
-    const ty = g.metadataTypes[key];
-    if (key === 'imagebind-llm-bind.llm.block_count') value = value + 1;
-    return ty.startsWith('array<') ? { key, type: 'array', elemType: ty.slice(6, -1), value } : { key, type: ty, value };
-  });
+  // A bind file for another model size: same tensors, metadata saying one more layer.
   const other = path.join(bad, 'other-bind.gguf');
-  await ibl.writeGguf(other, { metadata: meta, tensors: g.tensors.map((x) => ({ name: x.name, type: x.type, shape: x.shape, data: new Uint8Array(bytes.subarray(x.offset, x.offset + x.size)) })) });
+  await rewriteGguf(files.f32.bind, other, { editMeta: (k, v) => (k === 'imagebind-llm-bind.llm.block_count' ? v + 1 : v) });
   const e4 = await t.throwsAsync(ibl.ImageBindLLM.load({ model: files.f32.llm, bind: other }));
   t.is(e4.code, 'ERR_MODEL_MISMATCH');
   t.regex(e4.message, /other-bind\.gguf was converted for a model with \d+ layers/);

@@ -14,6 +14,9 @@
 //                                   n greedy tokens after the prompt, as JSON
 //   ibl-driver placement <llm.gguf> <bind.gguf> <prompt-file> <visual.npy> [device] [gpu-layers]
 //                                   where each layer's injection vector and weights live, as JSON
+//   ibl-driver graph <llm.gguf> [device]
+//                                   the nodes llama.cpp computes for a 1-token and a 7-token decode, without
+//                                   and with an injection set, as JSON (checks the injection's graph cost)
 // Each command prints the device it ran on and its time to stderr (gpu-check.sh compares them).
 #include "ibl_error.h"
 #include "ibl_gguf.h"
@@ -208,6 +211,59 @@ static int cmd_placement(const std::vector<std::string> & a) {
     return 0;
 }
 
+// cb_eval is asked once per node before it is computed; answering false keeps the graph in one compute.
+static bool record_node(ggml_tensor * t, bool ask, void * user) {
+    if (ask) {
+        char ne[96];
+        snprintf(ne, sizeof(ne), " [%lld, %lld, %lld, %lld]", (long long) t->ne[0], (long long) t->ne[1], (long long) t->ne[2], (long long) t->ne[3]);
+        static_cast<std::vector<std::string> *>(user)->push_back(std::string(ggml_op_desc(t)) + " " + t->name + ne);
+    }
+    return false;
+}
+
+// The nodes of one decode of n_tokens tokens in a fresh context, with `injection` set when not null.
+static std::vector<std::string> decode_nodes(const ibl_llm & llm, const std::vector<float> * injection, int n_tokens) {
+    std::vector<std::string> nodes;
+    llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = cp.n_batch = cp.n_ubatch = 64;
+    cp.n_seq_max = 1;
+    cp.n_threads = cp.n_threads_batch = 2;
+    cp.cb_eval = record_node;
+    cp.cb_eval_user_data = &nodes;
+    cp.no_perf = true;
+    llama_context * ctx = llama_init_from_model(llm.model, cp);
+    if (!ctx) ibl_throw("ERR_OUT_OF_MEMORY", "%s: cannot create a context", llm.path.c_str());
+    std::vector<llama_token> ids(n_tokens);
+    for (int i = 0; i < n_tokens; ++i) ids[i] = 1 + i % (llm.n_vocab - 1);
+    int rc = injection ? llama_set_layer_injection(ctx, injection->data(), llm.n_embd, llm.n_layer) : 0;
+    if (rc == 0) rc = llama_decode(ctx, llama_batch_get_one(ids.data(), n_tokens));
+    llama_free(ctx);
+    if (rc != 0) ibl_throw("ERR_DECODE", "%s: decode failed (%d)", llm.path.c_str(), rc);
+    return nodes;
+}
+
+static int cmd_graph(const std::string & llm_path, const std::string & device) {
+    ibl_llm_params lp;
+    lp.device = device;
+    lp.n_gpu_layers = 999;
+    auto llm = ibl_llm_load(llm_path, lp);
+    std::vector<float> d((size_t) llm->n_layer * llm->n_embd);
+    for (size_t i = 0; i < d.size(); ++i) d[i] = 0.01f * std::sin(0.1f * (float) i);
+    printf("{\"n_layer\": %d", llm->n_layer);
+    for (const char * kind : {"plain", "injected"}) {
+        printf(", \"%s\": {", kind);
+        for (int n : {1, 7}) {
+            printf("%s\"%d\": [", n == 1 ? "" : ", ", n);
+            const auto nodes = decode_nodes(*llm, strcmp(kind, "plain") == 0 ? nullptr : &d, n);
+            for (size_t i = 0; i < nodes.size(); ++i) printf("%s\"%s\"", i ? ", " : "", nodes[i].c_str());
+            printf("]");
+        }
+        printf("}");
+    }
+    printf("}\n");
+    return 0;
+}
+
 int main(int argc, char ** argv) {
     ibl_log_init();
     const std::string cmd = argc > 1 ? argv[1] : "";
@@ -228,6 +284,7 @@ int main(int argc, char ** argv) {
             std::vector<std::string> v = {argv[2], argv[3], argv[4], argv[5], argc > 7 ? argv[7] : "auto", argc > 8 ? argv[8] : ""};
             return cmd_greedy(v, atoi(argv[6]));
         }
+        if (cmd == "graph" && argc > 2) return cmd_graph(argv[2], argc > 3 ? argv[3] : "auto");
     } catch (const ibl_error & e) {
         fprintf(stderr, "error [%s]: %s\n", e.code.c_str(), e.what());
         return 1;
@@ -235,6 +292,7 @@ int main(int argc, char ** argv) {
     fprintf(stderr, "usage: ibl-driver info | inspect <file.gguf> | selftest <dir> | encode <encoder.gguf> <modality> <input.npy> [device]\n"
                     "       | logits <llm.gguf> <bind.gguf> <prompt-file> [visual.npy|-] [device] [gpu-layers]\n"
                     "       | greedy <llm.gguf> <bind.gguf> <prompt-file> <visual.npy|-> <n> [device] [gpu-layers]\n"
-                    "       | placement <llm.gguf> <bind.gguf> <prompt-file> <visual.npy> [device] [gpu-layers]\n");
+                    "       | placement <llm.gguf> <bind.gguf> <prompt-file> <visual.npy> [device] [gpu-layers]\n"
+                    "       | graph <llm.gguf> [device]\n");
     return 2;
 }

@@ -154,18 +154,23 @@ ibl_llm_session::ibl_llm_session(const ibl_llm & llm, const ibl_session_params &
 }
 
 // Sees every node before it is computed (ask = true) and never asks for its data, so the graph runs
-// as usual. Layer il's injection node is "ffn_inp-il" = x + layer_inj-il (patch 0001) and its weights
-// are met at "attn_norm-il" = norm · blk.il.attn_norm.weight. When the scheduler had to copy a tensor to
-// the node's device, the node reads the copy ("Vulkan0#layer_inj-3#0"), which the name shows.
+// as usual. Layer il's injection is the tensor "layer_inj-il" (patch 0001), which the graph adds as that
+// layer's attention output bias; its weights are met at "attn_norm-il" = norm · blk.il.attn_norm.weight.
+// When the scheduler had to copy a tensor to the node's device, the node reads the copy
+// ("Vulkan0#layer_inj-3#0"), which the name shows.
 bool ibl_llm_session::trace_cb(ggml_tensor * t, bool ask, void * user) {
     if (!ask) return false;
-    const bool inj_node = strncmp(t->name, "ffn_inp-", 8) == 0;
-    const bool norm_node = strncmp(t->name, "attn_norm-", 10) == 0;
-    if ((!inj_node && !norm_node) || !t->src[1] || !t->src[1]->buffer) return false;
-    const ggml_tensor * src = t->src[1];
-    if (inj_node && !strstr(src->name, "layer_inj-")) return false;
+    const ggml_tensor * src = nullptr;
+    const char * inj_name = nullptr;
+    for (int i = 0; i < 2 && !inj_name; ++i) {
+        if (t->src[i] && t->src[i]->buffer && (inj_name = strstr(t->src[i]->name, "layer_inj-"))) src = t->src[i];
+    }
+    const bool inj_node = inj_name != nullptr;
+    const bool norm_node = !inj_node && strncmp(t->name, "attn_norm-", 10) == 0 && t->src[1] && t->src[1]->buffer;
+    if (!inj_node && !norm_node) return false;
+    if (norm_node) src = t->src[1];
     auto * self = (ibl_llm_session *) user;
-    const int il = atoi(t->name + (inj_node ? 8 : 10));
+    const int il = atoi(inj_node ? inj_name + 10 : t->name + 10);
     auto & v = self->placement_;
     auto it = std::find_if(v.begin(), v.end(), [&](const ibl_layer_placement & q) { return q.layer == il; });
     if (it == v.end()) {
