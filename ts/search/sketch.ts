@@ -1,0 +1,230 @@
+// The binary sketch: an in-memory acceleration structure over the stored embeddings, derived from
+// SQLite (the source of truth) and never consulted without it.  Each embedding is kept as its sign
+// bits (1,024 bits = 128 bytes for ImageBind-Huge, 1/32 of the float32 vector); a query is compared
+// with every code by Hamming distance in a WebAssembly SIMD kernel (sketch-kernel.wat), and only the
+// nearest codes are re-ranked exactly, in float32, by the caller.
+//
+// How many to re-rank comes from the random-hyperplane model of sign codes (Charikar 2002): for two
+// vectors at angle θ, each bit differs with probability θ/π, so the distance is close to Binomial(bits,
+// θ/π).  After an exact re-rank of the nearest few codes the k-th best cosine s_k so far bounds the
+// angle of every true top-k item (θ ≤ acos s_k); every code within Z standard deviations above that
+// binomial's mean is re-ranked too.  Tight clusters (real embeddings) need a few hundred re-ranks;
+// unstructured data (uniform random vectors) would need most of the index, and is cut at
+// MAX_CANDIDATES, where recall falls (docs/BENCHMARKS.md gives both).
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** Codes re-ranked at most per query (each costs one float32 read and dot product in SQLite, ~5 µs). */
+export const MAX_CANDIDATES = 4096;
+/** Codes re-ranked first, to learn s_k (at least 2k). */
+const PROBE = 128;
+/** Standard deviations of the binomial model kept above its mean (one true neighbour in ~700 lost). */
+const Z = 3;
+/** Most bits a code may have (the store bounds embeddings to 8,192 values). */
+const MAX_BITS = 8192;
+
+// TypeScript declares WebAssembly only with the DOM library, @types/node 20 not at all: the members used.
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+declare const WebAssembly: {
+  Memory: new (descriptor: { initial: number; maximum: number }) => WasmMemory;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+};
+
+interface Kernel {
+  scan(codes: number, n: number, blocks: number, q: number, kinds: number, mask: number, dist: number, hist: number): void;
+  collect(dist: number, n: number, lo: number, hi: number, out: number, cap: number): number;
+}
+
+let kernelModule: object | null = null;
+
+function loadKernel(mem: WasmMemory): Kernel {
+  kernelModule ??= new WebAssembly.Module(fs.readFileSync(path.join(__dirname, 'sketch-kernel.wasm')));
+  return new WebAssembly.Instance(kernelModule, { env: { mem } }).exports as unknown as Kernel;
+}
+
+/** Bytes of the sign code of a `dim`-value vector (whole 16-byte SIMD blocks; padding bits stay 0). */
+export function codeBytes(dim: number): number {
+  return Math.ceil(dim / 128) * 16;
+}
+
+/** The sign code of a vector: bit j (byte j >> 3, bit j & 7) is set where v[j] > 0. */
+export function signCode(v: Float32Array): Uint8Array {
+  const code = new Uint8Array(codeBytes(v.length));
+  for (let j = 0; j < v.length; j++) if (v[j]! > 0) code[j >> 3]! |= 1 << (j & 7);
+  return code;
+}
+
+// Memory layout (bytes): the query code, the distance histogram and the collect() output have fixed
+// places; per-item kinds (u8), distances (u16) and codes follow, laid out again when capacity grows.
+const Q_OFF = 0;
+const HIST_OFF = Q_OFF + MAX_BITS / 8;
+const OUT_OFF = HIST_OFF + (MAX_BITS + 1) * 4 + 12;
+const ITEMS_OFF = OUT_OFF + MAX_CANDIDATES * 4;
+const PAGE = 65536;
+const align16 = (x: number) => Math.ceil(x / 16) * 16;
+
+export interface Scored {
+  id: number;
+  /** Cosine similarity. */
+  score: number;
+}
+
+export class BinarySketch {
+  readonly dim: number;
+  readonly bytes: number;
+  #mem = new WebAssembly.Memory({ initial: Math.ceil(ITEMS_OFF / PAGE) + 1, maximum: 65536 });
+  #k: Kernel;
+  #n = 0;
+  #cap = 0;
+  #kindsOff = ITEMS_OFF;
+  #distOff = ITEMS_OFF;
+  #codesOff = ITEMS_OFF;
+  #slotId = new Float64Array(0);
+  #slotOf = new Map<number, number>();
+
+  constructor(dim: number) {
+    if (!Number.isInteger(dim) || dim < 1 || dim > MAX_BITS) throw new RangeError(`sketch: dimension ${dim} out of range`);
+    this.dim = dim;
+    this.bytes = codeBytes(dim);
+    this.#k = loadKernel(this.#mem);
+  }
+
+  get size(): number {
+    return this.#n;
+  }
+
+  /** Memory held, in bytes (codes, kinds, distances, ids). */
+  get memoryBytes(): number {
+    return this.#mem.buffer.byteLength + this.#slotId.byteLength;
+  }
+
+  /** Inserts or replaces the code of row `id`; `kind` is the bit index its kind has in search masks. */
+  set(id: number, kind: number, code: Uint8Array): void {
+    if (code.length !== this.bytes) throw new RangeError(`sketch: a code of ${code.length} bytes, expected ${this.bytes}`);
+    let slot = this.#slotOf.get(id);
+    if (slot === undefined) {
+      if (this.#n === this.#cap) this.#grow();
+      slot = this.#n++;
+      this.#slotOf.set(id, slot);
+      this.#slotId[slot] = id;
+    }
+    const u8 = new Uint8Array(this.#mem.buffer);
+    u8[this.#kindsOff + slot] = kind;
+    u8.set(code, this.#codesOff + slot * this.bytes);
+  }
+
+  /** Drops row `id` (the last slot moves into its place). */
+  delete(id: number): void {
+    const slot = this.#slotOf.get(id);
+    if (slot === undefined) return;
+    this.#slotOf.delete(id);
+    const last = --this.#n;
+    if (slot !== last) {
+      const u8 = new Uint8Array(this.#mem.buffer);
+      u8[this.#kindsOff + slot] = u8[this.#kindsOff + last]!;
+      u8.copyWithin(this.#codesOff + slot * this.bytes, this.#codesOff + last * this.bytes, this.#codesOff + (last + 1) * this.bytes);
+      const moved = this.#slotId[last]!;
+      this.#slotId[slot] = moved;
+      this.#slotOf.set(moved, slot);
+    }
+  }
+
+  clear(): void {
+    this.#n = 0;
+    this.#slotOf.clear();
+  }
+
+  #grow(): void {
+    const cap = Math.max(1024, this.#cap * 2);
+    const kindsOff = ITEMS_OFF;
+    const distOff = align16(kindsOff + cap);
+    const codesOff = align16(distOff + cap * 2);
+    const end = codesOff + cap * this.bytes;
+    const have = this.#mem.buffer.byteLength;
+    if (end > have) this.#mem.grow(Math.ceil((end - have) / PAGE));
+    const u8 = new Uint8Array(this.#mem.buffer);
+    // Codes move up first (copyWithin copies as if through a buffer); kinds stay where they are.
+    u8.copyWithin(codesOff, this.#codesOff, this.#codesOff + this.#n * this.bytes);
+    const ids = new Float64Array(cap);
+    ids.set(this.#slotId.subarray(0, this.#n));
+    this.#slotId = ids;
+    this.#cap = cap;
+    this.#kindsOff = kindsOff;
+    this.#distOff = distOff;
+    this.#codesOff = codesOff;
+  }
+
+  /**
+   * The approximate top-k of a unit query among rows whose kind bit is set in `mask`: the nearest
+   * codes are passed to `rerank`, which returns their exact cosine similarities (rows it no longer
+   * finds are left out); returns every re-ranked row, unsorted (the caller sorts and keeps k).
+   */
+  search(query: Float32Array, k: number, mask: number, rerank: (ids: number[]) => Scored[]): Scored[] {
+    if (query.length !== this.dim) throw new RangeError(`sketch: a ${query.length}-d query, expected ${this.dim}`);
+    const hist = this.#scan(signCode(query), mask);
+    const cum = cumulative(hist);
+    const matching = cum[cum.length - 1]!;
+    if (matching === 0) return [];
+    // Small sets are re-ranked whole: exact.
+    if (matching <= MAX_CANDIDATES) return rerank(this.#collect(-1, hist.length - 1, MAX_CANDIDATES));
+    // (Clamped at 0: more than MAX_CANDIDATES codes equal to the query's are cut by collect's cap.)
+    const t1 = Math.max(0, Math.min(reach(cum, Math.max(PROBE, 2 * k)), within(cum, MAX_CANDIDATES)));
+    const first = rerank(this.#collect(-1, t1, MAX_CANDIDATES));
+    if (first.length < k) return first;
+    const sk = kthScore(first, k);
+    const p = Math.acos(Math.min(1, Math.max(-1, sk))) / Math.PI;
+    const bits = this.dim;
+    let t2 = Math.min(hist.length - 1, Math.floor(bits * p + Z * Math.sqrt(bits * p * (1 - p))));
+    const budget = MAX_CANDIDATES - cum[t1]!;
+    if (t2 <= t1 || budget <= 0) return first;
+    if (cum[t2]! - cum[t1]! > budget) t2 = Math.max(t1, within(cum, cum[t1]! + budget));
+    if (t2 === t1) return first;
+    return first.concat(rerank(this.#collect(t1, t2, budget)));
+  }
+
+  /** Hamming distances of the wanted rows to `code` (into the distance area); their histogram. */
+  #scan(code: Uint8Array, mask: number): Uint32Array {
+    const bits = this.dim;
+    new Uint8Array(this.#mem.buffer).set(code, Q_OFF);
+    const hist = new Uint32Array(this.#mem.buffer, HIST_OFF, bits + 1);
+    hist.fill(0);
+    this.#k.scan(this.#codesOff, this.#n, this.bytes / 16, Q_OFF, this.#kindsOff, mask, this.#distOff, HIST_OFF);
+    return hist.slice();
+  }
+
+  /** Ids of rows with lo < distance ≤ hi, at most cap, after #scan. */
+  #collect(lo: number, hi: number, cap: number): number[] {
+    const count = this.#k.collect(this.#distOff, this.#n, lo, hi, OUT_OFF, Math.min(cap, MAX_CANDIDATES));
+    const slots = new Uint32Array(this.#mem.buffer, OUT_OFF, count);
+    return Array.from(slots, (s) => this.#slotId[s]!);
+  }
+}
+
+function cumulative(hist: Uint32Array): Float64Array {
+  const cum = new Float64Array(hist.length);
+  let c = 0;
+  hist.forEach((h, i) => { cum[i] = c += h; });
+  return cum;
+}
+
+/** The smallest distance within which at least `count` rows lie (the largest one if fewer do). */
+function reach(cum: Float64Array, count: number): number {
+  let t = 0;
+  while (t < cum.length - 1 && cum[t]! < count) t++;
+  return t;
+}
+
+/** The largest distance within which at most `count` rows lie (-1 if none). */
+function within(cum: Float64Array, count: number): number {
+  let t = -1;
+  while (t + 1 < cum.length && cum[t + 1]! <= count) t++;
+  return t;
+}
+
+function kthScore(rows: Scored[], k: number): number {
+  return rows.map((r) => r.score).sort((a, b) => b - a)[k - 1]!;
+}
