@@ -9,12 +9,15 @@ import wabtInit from 'wabt';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SOURCES = ['search/sketch-kernel.wat'];
 
+// Post-MVP features the kernels use: 128-bit SIMD, and a shared memory (threads).
+const FEATURES = { simd: true, threads: true };
+
 const wabt = await wabtInit();
 for (const rel of SOURCES) {
   const src = path.join(root, 'ts', rel);
-  const mod = wabt.parseWat(src, fs.readFileSync(src, 'utf8'), { simd: true });
+  const mod = wabt.parseWat(src, fs.readFileSync(src, 'utf8'), FEATURES);
   try {
-    mod.validate();
+    mod.validate(FEATURES);
     const out = path.join(root, 'lib', rel.replace(/\.wat$/, '.wasm'));
     fs.mkdirSync(path.dirname(out), { recursive: true });
     fs.writeFileSync(out, mod.toBinary({}).buffer);

@@ -106,6 +106,8 @@ test('search prints JSON lines; the summary counts; failures go to stderr', asyn
   for (const l of lines) t.true(fs.existsSync(l.path) && ['image', 'audio'].includes(l.kind));
   const plain = await cli(['search', '--db', db, '--encoder', encoder, '--threads', '1', '--image', path.join(dir, 'dog.jpg'), '--k', '1']);
   t.regex(plain.stdout, new RegExp(`^\\s+1\\.0000  image    ${path.join(dir, 'dog.jpg')}\\n$`));
+  const exact = await cli(['search', '--db', db, '--encoder', encoder, '--threads', '1', '--image', path.join(dir, 'dog.jpg'), '--k', '1', '--exact']);
+  t.is(exact.stdout, plain.stdout, '--exact: the same answer on a small index');
 });
 
 test('usage errors exit 2 with one line; a missing index or another encoder exit 1', async (t) => {

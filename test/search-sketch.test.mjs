@@ -78,6 +78,46 @@ test('the sketch finds the brute-force top k through inserts, replacements and d
   t.throws(() => sketch.search(new Float32Array(3), 10, -1, rerank), { instanceOf: RangeError });
 });
 
+test('a large sketch scans on two threads: the first re-rank gets exactly the codes nearest by Hamming distance', async (t) => {
+  const dim = 64, n = 70_000;  // over the size from which a helper thread scans too
+  const next = uniformVectors(dim, 11);
+  const sketch = new BinarySketch(dim);
+  t.teardown(() => sketch.close());
+  const codes = [];
+  for (let id = 0; id < n; id++) {
+    codes.push(signCode(next()));
+    sketch.set(id, id % 3, codes[id]);
+  }
+  const hamming = (a, b) => a.reduce((s, x, i) => { let v = x ^ b[i]; for (; v; v &= v - 1) s++; return s; }, 0);
+  const search = (query, mask) => {
+    const calls = [];
+    sketch.search(query, 10, mask, (ids) => { calls.push(ids); return ids.map((id) => ({ id, score: 0 })); });
+    return calls;
+  };
+  // The helper thread starts with the first large scan and takes chunks once it runs.
+  const warm = next();
+  for (let i = 0; i < 400 && sketch.helperChunks === 0; i++) {
+    search(warm, -1);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  t.true(sketch.helperChunks > 0, 'the helper thread took part');
+  for (const [query, mask] of [[next(), -1], [next(), 0b110]]) {
+    const qc = signCode(query);
+    let calls;
+    for (let i = 0; i < 50 && (!calls || sketch.helperChunks === 0); i++) calls = search(query, mask);
+    t.true(sketch.helperChunks > 0);
+    const first = calls[0];
+    const wanted = (id) => ((mask >>> (id % 3)) & 1) === 1;
+    t.true(first.length >= 128 && first.every(wanted));
+    const reach = Math.max(...first.map((id) => hamming(codes[id], qc)));
+    const expected = codes.map((c, id) => id).filter((id) => wanted(id) && hamming(codes[id], qc) <= reach);
+    t.deepEqual([...first].sort((a, b) => a - b), expected);
+    // The histogram (both threads' counts) put the first cut at the smallest distance holding 128 codes.
+    t.true(codes.filter((c, id) => wanted(id) && hamming(c, qc) < reach).length < 128);
+    for (const later of calls.slice(1)) t.true(later.every((id) => wanted(id) && hamming(codes[id], qc) > reach), 'later rounds reach further');
+  }
+});
+
 test('recall@10 of the default search against the exact scan is at least 0.99 on clustered data', async (t) => {
   const dim = 1024, n = 20_000;
   const set = syntheticSet('clustered', dim, 4321);

@@ -1,12 +1,13 @@
 ;; The binary sketch's scan kernels (WebAssembly with 128-bit SIMD), compiled to
-;; lib/search/sketch-kernel.wasm by scripts/build-wasm.mjs.  The memory is imported: sketch.ts lays
-;; it out and grows it.
+;; lib/search/sketch-kernel.wasm by scripts/build-wasm.mjs.  The memory is imported and shared: the
+;; store's worker and a scan helper thread (sketch-kernel.ts) each run scan() over half of the codes;
+;; sketch.ts lays the memory out and grows it.
 ;;
 ;; A code is `blocks` × 16 bytes of sign bits; the Hamming distance between two codes is the number
 ;; of bits that differ.  Kinds are one byte per item (an index into MEDIA_KINDS); `mask` has bit k set
 ;; for each wanted kind.
 (module
-  (import "env" "mem" (memory 1 65536))
+  (import "env" "mem" (memory 1 65536 shared))
 
   ;; scan(codes, n, blocks, q, kinds, mask, dist, hist):
   ;;   for each item i < n of a wanted kind: dist[i] (u16) = popcount(code_i xor q), hist[dist[i]] += 1;

@@ -11,8 +11,8 @@
 // binomial's mean is re-ranked too.  Tight clusters (real embeddings) need a few hundred re-ranks;
 // unstructured data (uniform random vectors) would need most of the index, and is cut at
 // MAX_CANDIDATES, where recall falls (docs/BENCHMARKS.md gives both).
-import fs from 'node:fs';
-import path from 'node:path';
+import os from 'node:os';
+import { CTL_BYTES, Kernel, PAGE, Scanner, instantiate, kernelModule, sharedMemory } from './sketch-kernel';
 
 /** Codes re-ranked at most per query (each costs one float32 read and dot product in SQLite, ~5 µs). */
 export const MAX_CANDIDATES = 4096;
@@ -22,29 +22,10 @@ const PROBE = 128;
 const Z = 3;
 /** Most bits a code may have (the store bounds embeddings to 8,192 values). */
 const MAX_BITS = 8192;
-
-// TypeScript declares WebAssembly only with the DOM library, @types/node 20 not at all: the members used.
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-declare const WebAssembly: {
-  Memory: new (descriptor: { initial: number; maximum: number }) => WasmMemory;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-};
-
-interface Kernel {
-  scan(codes: number, n: number, blocks: number, q: number, kinds: number, mask: number, dist: number, hist: number): void;
-  collect(dist: number, n: number, lo: number, hi: number, out: number, cap: number): number;
-}
-
-let kernelModule: object | null = null;
-
-function loadKernel(mem: WasmMemory): Kernel {
-  kernelModule ??= new WebAssembly.Module(fs.readFileSync(path.join(__dirname, 'sketch-kernel.wasm')));
-  return new WebAssembly.Instance(kernelModule, { env: { mem } }).exports as unknown as Kernel;
-}
+/** From this many codes on, a helper thread scans too (where there are two cores). */
+const PARALLEL_FROM = 65_536;
+/** Codes per chunk of a scan (the unit the threads share out; ~0.2 ms each). */
+const CHUNK = 16_384;
 
 /** Bytes of the sign code of a `dim`-value vector (whole 16-byte SIMD blocks; padding bits stay 0). */
 export function codeBytes(dim: number): number {
@@ -58,13 +39,15 @@ export function signCode(v: Float32Array): Uint8Array {
   return code;
 }
 
-// Memory layout (bytes): the query code, the distance histogram and the collect() output have fixed
-// places; per-item kinds (u8), distances (u16) and codes follow, laid out again when capacity grows.
-const Q_OFF = 0;
+// Memory layout (bytes): the helper's control block, the query code, a distance histogram per thread
+// and the collect() output have fixed places; per-item kinds (u8), distances (u16) and codes follow,
+// laid out again when capacity grows.
+const HIST_BYTES = (MAX_BITS + 1) * 4 + 12;
+const Q_OFF = CTL_BYTES;
 const HIST_OFF = Q_OFF + MAX_BITS / 8;
-const OUT_OFF = HIST_OFF + (MAX_BITS + 1) * 4 + 12;
+const HELPER_HIST_OFF = HIST_OFF + HIST_BYTES;
+const OUT_OFF = HELPER_HIST_OFF + HIST_BYTES;
 const ITEMS_OFF = OUT_OFF + MAX_CANDIDATES * 4;
-const PAGE = 65536;
 const align16 = (x: number) => Math.ceil(x / 16) * 16;
 
 export interface Scored {
@@ -76,8 +59,9 @@ export interface Scored {
 export class BinarySketch {
   readonly dim: number;
   readonly bytes: number;
-  #mem = new WebAssembly.Memory({ initial: Math.ceil(ITEMS_OFF / PAGE) + 1, maximum: 65536 });
+  #mem = sharedMemory(Math.ceil(ITEMS_OFF / PAGE) + 1);
   #k: Kernel;
+  #scanner: Scanner;
   #n = 0;
   #cap = 0;
   #kindsOff = ITEMS_OFF;
@@ -90,7 +74,18 @@ export class BinarySketch {
     if (!Number.isInteger(dim) || dim < 1 || dim > MAX_BITS) throw new RangeError(`sketch: dimension ${dim} out of range`);
     this.dim = dim;
     this.bytes = codeBytes(dim);
-    this.#k = loadKernel(this.#mem);
+    this.#k = instantiate(kernelModule(), this.#mem);
+    this.#scanner = new Scanner(this.#k, this.#mem, HELPER_HIST_OFF);
+  }
+
+  /** Chunks of the last search's scan that the helper thread did (0: this thread did all). */
+  get helperChunks(): number {
+    return this.#scanner.helped;
+  }
+
+  /** Stops the helper thread, if any (the sketch still works, on one thread). */
+  close(): void {
+    this.#scanner.close();
   }
 
   get size(): number {
@@ -188,12 +183,14 @@ export class BinarySketch {
 
   /** Hamming distances of the wanted rows to `code` (into the distance area); their histogram. */
   #scan(code: Uint8Array, mask: number): Uint32Array {
-    const bits = this.dim;
     new Uint8Array(this.#mem.buffer).set(code, Q_OFF);
-    const hist = new Uint32Array(this.#mem.buffer, HIST_OFF, bits + 1);
-    hist.fill(0);
-    this.#k.scan(this.#codesOff, this.#n, this.bytes / 16, Q_OFF, this.#kindsOff, mask, this.#distOff, HIST_OFF);
-    return hist.slice();
+    const bins = this.dim + 1;
+    new Uint32Array(this.#mem.buffer, HIST_OFF, bins).fill(0);
+    if (this.#n >= PARALLEL_FROM && os.availableParallelism() > 1) this.#scanner.startHelper(kernelModule(), this.#mem);
+    this.#scanner.scan({
+      codes: this.#codesOff, n: this.#n, blocks: this.bytes / 16, q: Q_OFF, kinds: this.#kindsOff, mask, dist: this.#distOff, chunk: CHUNK,
+    }, this.#mem, HIST_OFF, bins);
+    return new Uint32Array(this.#mem.buffer, HIST_OFF, bins).slice();
   }
 
   /** Ids of rows with lo < distance ≤ hi, at most cap, after #scan. */
