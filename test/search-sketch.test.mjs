@@ -108,14 +108,19 @@ test('a large sketch scans on two threads: the first re-rank gets exactly the co
     t.true(sketch.helperChunks > 0);
     const first = calls[0];
     const wanted = (id) => ((mask >>> (id % 3)) & 1) === 1;
-    t.true(first.length >= 128 && first.every(wanted));
+    t.is(first.length, 128, 'round 1 re-ranks the 128 nearest codes');
+    t.true(first.every(wanted));
+    // Exactly the nearest: every code closer than the farthest taken, then ties in slot (here: id) order.
     const reach = Math.max(...first.map((id) => hamming(codes[id], qc)));
-    const expected = codes.map((c, id) => id).filter((id) => wanted(id) && hamming(codes[id], qc) <= reach);
-    t.deepEqual([...first].sort((a, b) => a - b), expected);
-    // The histogram (both threads' counts) put the first cut at the smallest distance holding 128 codes.
-    t.true(codes.filter((c, id) => wanted(id) && hamming(c, qc) < reach).length < 128);
-    for (const later of calls.slice(1)) t.true(later.every((id) => wanted(id) && hamming(codes[id], qc) > reach), 'later rounds reach further');
+    const closer = codes.map((c, id) => id).filter((id) => wanted(id) && hamming(codes[id], qc) < reach);
+    const tied = codes.map((c, id) => id).filter((id) => wanted(id) && hamming(codes[id], qc) === reach);
+    t.true(closer.length < 128);
+    t.deepEqual([...first].sort((a, b) => a - b), [...closer, ...tied.slice(0, 128 - closer.length)].sort((a, b) => a - b));
+    for (const later of calls.slice(1)) t.true(later.every((id) => wanted(id) && hamming(codes[id], qc) >= reach && !first.includes(id)), 'round 2 reaches further');
   }
+  // The largest k a search takes still gets k rows.
+  const all = sketch.search(next(), MAX_CANDIDATES, -1, (ids) => ids.map((id) => ({ id, score: 0 })));
+  t.is(new Set(all.map((r) => r.id)).size, MAX_CANDIDATES);
 });
 
 test('recall@10 of the default search against the exact scan is at least 0.99 on clustered data', async (t) => {

@@ -166,19 +166,32 @@ export class BinarySketch {
     if (matching === 0) return [];
     // Small sets are re-ranked whole: exact.
     if (matching <= MAX_CANDIDATES) return rerank(this.#collect(-1, hist.length - 1, MAX_CANDIDATES));
-    // (Clamped at 0: more than MAX_CANDIDATES codes equal to the query's are cut by collect's cap.)
-    const t1 = Math.max(0, Math.min(reach(cum, Math.max(PROBE, 2 * k)), within(cum, MAX_CANDIDATES)));
-    const first = rerank(this.#collect(-1, t1, MAX_CANDIDATES));
+    // Round 1: the nearest codes, enough to learn s_k.
+    const asked = this.#nearest(cum, Math.min(MAX_CANDIDATES, Math.max(PROBE, 2 * k)), -1);
+    const first = rerank(asked);
     if (first.length < k) return first;
-    const sk = kthScore(first, k);
-    const p = Math.acos(Math.min(1, Math.max(-1, sk))) / Math.PI;
+    // Round 2: every code the binomial model puts within reach of a true top-k item, up to the budget.
+    const p = Math.acos(Math.min(1, Math.max(-1, kthScore(first, k)))) / Math.PI;
     const bits = this.dim;
-    let t2 = Math.min(hist.length - 1, Math.floor(bits * p + Z * Math.sqrt(bits * p * (1 - p))));
-    const budget = MAX_CANDIDATES - cum[t1]!;
-    if (t2 <= t1 || budget <= 0) return first;
-    if (cum[t2]! - cum[t1]! > budget) t2 = Math.max(t1, within(cum, cum[t1]! + budget));
-    if (t2 === t1) return first;
-    return first.concat(rerank(this.#collect(t1, t2, budget)));
+    const reachT = Math.min(hist.length - 1, Math.floor(bits * p + Z * Math.sqrt(bits * p * (1 - p))));
+    const total = Math.min(MAX_CANDIDATES, cum[reachT]!);
+    if (total <= asked.length) return first;
+    // Buckets up to `full` were taken whole in round 1; the next one maybe in part (skipped by id).
+    const taken = new Set(asked);
+    const more = this.#nearest(cum, total, within(cum, asked.length)).filter((id) => !taken.has(id));
+    return more.length ? first.concat(rerank(more)) : first;
+  }
+
+  /**
+   * Ids of the `count` codes nearest to the query of the last scan (a tie at the cut is broken by slot
+   * order, the same on every call), leaving out the buckets of distance ≤ `after`.
+   */
+  #nearest(cum: Float64Array, count: number, after: number): number[] {
+    const full = within(cum, count);  // buckets ≤ full hold at most `count` codes
+    const ids = full > after ? this.#collect(after, full, count) : [];
+    const have = (full >= 0 ? cum[full]! : 0);
+    if (have < count && full + 1 < cum.length) ids.push(...this.#collect(full, full + 1, count - have));
+    return ids;
   }
 
   /** Hamming distances of the wanted rows to `code` (into the distance area); their histogram. */
@@ -206,13 +219,6 @@ function cumulative(hist: Uint32Array): Float64Array {
   let c = 0;
   hist.forEach((h, i) => { cum[i] = c += h; });
   return cum;
-}
-
-/** The smallest distance within which at least `count` rows lie (the largest one if fewer do). */
-function reach(cum: Float64Array, count: number): number {
-  let t = 0;
-  while (t < cum.length - 1 && cum[t]! < count) t++;
-  return t;
 }
 
 /** The largest distance within which at most `count` rows lie (-1 if none). */
