@@ -270,6 +270,7 @@ function serve(db: Database.Database): Ops {
     if (!sketch || sketch.dim !== dim || generation !== sketchGeneration || syncedSeq < Number(meta('changes_pruned') ?? 0)) {
       const fresh = new BinarySketch(dim);
       for (const [id, kind, code] of allCodes.iterate() as Iterable<[number, string, Buffer]>) fresh.set(id, kindBit(kind), code);
+      sketch?.close();
       sketch = fresh;
     } else if (seq > syncedSeq) {
       for (const id of changedSince.all(syncedSeq) as number[]) {
@@ -328,6 +329,7 @@ function serve(db: Database.Database): Ops {
   return {
     encoder, bind, lookup, vectorsByHash, upsert, touch, remove, pathsUnder, search, stats,
     close: () => {
+      sketch?.close();
       db.pragma('wal_checkpoint(TRUNCATE)');
       db.close();
     },
