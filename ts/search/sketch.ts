@@ -10,7 +10,7 @@
 // angle of every true top-k item (θ ≤ acos s_k); every code within Z standard deviations above that
 // binomial's mean is re-ranked too.  Tight clusters (real embeddings) need a few hundred re-ranks;
 // unstructured data (uniform random vectors) would need most of the index, and is cut at
-// MAX_CANDIDATES, where recall falls (docs/BENCHMARKS.md gives both).
+// MAX_CANDIDATES, where recall falls (docs/SEARCH.md).
 import os from 'node:os';
 import { CTL_BYTES, Kernel, PAGE, Scanner, instantiate, kernelModule, sharedMemory } from './sketch-kernel';
 
