@@ -78,8 +78,9 @@ test('the sketch finds the brute-force top k through inserts, replacements and d
   t.throws(() => sketch.search(new Float32Array(3), 10, -1, rerank), { instanceOf: RangeError });
 });
 
-test('a large sketch scans on two threads: the first re-rank gets exactly the codes nearest by Hamming distance', async (t) => {
-  const dim = 64, n = 70_000;  // over the size from which a helper thread scans too
+// 64-d: one 16-byte block per code (the kernel's general loop); 1,024-d: its unrolled 8-block path.
+for (const dim of [64, 1024]) test(`a large sketch scans on two threads: the first re-rank gets exactly the codes nearest by Hamming distance (${dim}-d)`, async (t) => {
+  const n = 70_000;  // over the size from which a helper thread scans too
   const next = uniformVectors(dim, 11);
   const sketch = new BinarySketch(dim);
   t.teardown(() => sketch.close());

@@ -25,7 +25,31 @@
             (local.set $acc32 (v128.const i32x4 0 0 0 0))
             (local.set $qp (local.get $q))
             (local.set $b (local.get $blocks))
-            ;; Per-byte counts reach at most 8 per block: sum up to 16 blocks in bytes (≤ 128), then widen.
+            ;; 1,024-bit codes (ImageBind-Huge) unrolled: 8 blocks, byte counts ≤ 64.
+            (if (i32.eq (local.get $blocks) (i32.const 8))
+              (then
+                (local.set $acc8 (i8x16.add
+                  (i8x16.add
+                    (i8x16.add
+                      (i8x16.popcnt (v128.xor (v128.load offset=0 (local.get $codes)) (v128.load offset=0 (local.get $q))))
+                      (i8x16.popcnt (v128.xor (v128.load offset=16 (local.get $codes)) (v128.load offset=16 (local.get $q)))))
+                    (i8x16.add
+                      (i8x16.popcnt (v128.xor (v128.load offset=32 (local.get $codes)) (v128.load offset=32 (local.get $q))))
+                      (i8x16.popcnt (v128.xor (v128.load offset=48 (local.get $codes)) (v128.load offset=48 (local.get $q))))))
+                  (i8x16.add
+                    (i8x16.add
+                      (i8x16.popcnt (v128.xor (v128.load offset=64 (local.get $codes)) (v128.load offset=64 (local.get $q))))
+                      (i8x16.popcnt (v128.xor (v128.load offset=80 (local.get $codes)) (v128.load offset=80 (local.get $q)))))
+                    (i8x16.add
+                      (i8x16.popcnt (v128.xor (v128.load offset=96 (local.get $codes)) (v128.load offset=96 (local.get $q))))
+                      (i8x16.popcnt (v128.xor (v128.load offset=112 (local.get $codes)) (v128.load offset=112 (local.get $q))))))))
+                (local.set $acc32 (i32x4.extadd_pairwise_i16x8_u (i16x8.extadd_pairwise_i8x16_u (local.get $acc8))))
+                (local.set $codes (i32.add (local.get $codes) (i32.const 128)))
+                (local.set $b (i32.const 0))))
+            ;; Any other length: per-byte counts reach at most 8 per block, so sum up to 16 blocks in
+            ;; bytes (≤ 128), then widen.
+            (block $general
+              (br_if $general (i32.eqz (local.get $b)))
             (loop $groups
               (local.set $group (select (i32.const 16) (local.get $b) (i32.gt_u (local.get $b) (i32.const 16))))
               (local.set $b (i32.sub (local.get $b) (local.get $group)))
@@ -39,7 +63,7 @@
                 (br_if $block (local.get $group)))
               (local.set $acc32 (i32x4.add (local.get $acc32)
                 (i32x4.extadd_pairwise_i16x8_u (i16x8.extadd_pairwise_i8x16_u (local.get $acc8)))))
-              (br_if $groups (local.get $b)))
+              (br_if $groups (local.get $b))))
             (local.set $d (i32.add
               (i32.add (i32x4.extract_lane 0 (local.get $acc32)) (i32x4.extract_lane 1 (local.get $acc32)))
               (i32.add (i32x4.extract_lane 2 (local.get $acc32)) (i32x4.extract_lane 3 (local.get $acc32)))))
