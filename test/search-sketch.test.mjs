@@ -12,7 +12,7 @@ import { clusteredModel, syntheticSet, uniformVectors } from '../scripts/lib/syn
 const require = createRequire(import.meta.url);
 const Database = require('better-sqlite3');
 const sqliteVec = require('sqlite-vec');
-const { BinarySketch, MAX_CANDIDATES, signCode } = require(path.join(root, 'lib', 'search', 'sketch.js'));
+const { BinarySketch, MAX_CANDIDATES, MAX_K, signCode } = require(path.join(root, 'lib', 'search', 'sketch.js'));
 
 const KINDS = ['image', 'video', 'audio', 'point'];
 const dot = (a, b) => a.reduce((s, x, i) => s + x * b[i], 0);
@@ -49,14 +49,16 @@ test('the sketch finds the brute-force top k through inserts, replacements and d
     vectors.set(id, v);
     sketch.set(id, id % 4, signCode(v));
   };
-  for (let id = 1; id <= 3 * MAX_CANDIDATES; id++) put(id);
-  for (let id = 5; id <= 3 * MAX_CANDIDATES; id += 7) { vectors.delete(id); sketch.delete(id); }
-  for (let id = 3; id <= 3 * MAX_CANDIDATES; id += 11) if (vectors.has(id)) put(id);
+  const n = 12_288;  // several times MAX_CANDIDATES: the approximate path
+  t.true(n > 4 * MAX_CANDIDATES);
+  for (let id = 1; id <= n; id++) put(id);
+  for (let id = 5; id <= n; id += 7) { vectors.delete(id); sketch.delete(id); }
+  for (let id = 3; id <= n; id += 11) if (vectors.has(id)) put(id);
   sketch.delete(999_999);  // absent: nothing happens
   t.is(sketch.size, vectors.size);
   const rerank = (ids) => ids.map((id) => ({ id, score: dot(vectors.get(id), query) }));
   let query;
-  for (const id of [3, 14, 1000, 3 * MAX_CANDIDATES]) {
+  for (const id of [3, 14, 1000, n]) {
     // A stored vector as the query: its own code is at distance 0, so it must come back first.
     query = vectors.get(id);
     const hits = sketch.search(query, 10, -1, rerank).sort((a, b) => b.score - a.score);
@@ -120,8 +122,8 @@ for (const dim of [64, 1024]) test(`a large sketch scans on two threads: the fir
     for (const later of calls.slice(1)) t.true(later.every((id) => wanted(id) && hamming(codes[id], qc) >= reach && !first.includes(id)), 'round 2 reaches further');
   }
   // The largest k a search takes still gets k rows.
-  const all = sketch.search(next(), MAX_CANDIDATES, -1, (ids) => ids.map((id) => ({ id, score: 0 })));
-  t.is(new Set(all.map((r) => r.id)).size, MAX_CANDIDATES);
+  const all = sketch.search(next(), MAX_K, -1, (ids) => ids.map((id) => ({ id, score: 0 })));
+  t.is(new Set(all.map((r) => r.id)).size, MAX_K);
 });
 
 test('recall@10 of the default search against the exact scan is at least 0.99 on clustered data', async (t) => {

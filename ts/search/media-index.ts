@@ -97,7 +97,7 @@ export interface SearchResult {
   hash: string;
 }
 
-const MAX_K = 4096;  // also the sketch's re-rank budget (sketch.ts: MAX_CANDIDATES)
+const MAX_K = 4096;  // the sketch's bound (sketch.ts: MAX_K)
 /** What a changed-looking file turns out to be, besides work to do. */
 const UNCHANGED = Symbol('unchanged');  // same content: only its size/mtime are recorded
 const SKIP = Symbol('skip');            // not of the kinds asked for, or unreadable: left as it is

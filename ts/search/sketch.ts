@@ -10,12 +10,18 @@
 // angle of every true top-k item (θ ≤ acos s_k); every code within Z standard deviations above that
 // binomial's mean is re-ranked too.  Tight clusters (real embeddings) need a few hundred re-ranks;
 // unstructured data (uniform random vectors) would need most of the index, and is cut at
-// MAX_CANDIDATES, where recall falls (docs/SEARCH.md).
+// MAX_CANDIDATES, where recall falls (docs/SEARCH.md).  Searches ask for k ≤ MAX_K; a k over
+// MAX_CANDIDATES re-ranks k codes.
 import os from 'node:os';
 import { CTL_BYTES, Kernel, PAGE, Scanner, instantiate, kernelModule, sharedMemory } from './sketch-kernel';
 
-/** Codes re-ranked at most per query (each costs one float32 read and dot product in SQLite, ~5 µs). */
-export const MAX_CANDIDATES = 4096;
+/**
+ * Codes re-ranked at most per query, unless k is larger: each costs one float32 read and cosine in
+ * SQLite, ~5 µs warm, so 2,048 bound a search at 1M to ~10 ms of scan plus ~10 ms of re-rank.
+ */
+export const MAX_CANDIDATES = 2048;
+/** The largest k a search takes. */
+export const MAX_K = 4096;
 /** Codes re-ranked first, to learn s_k (at least 2k). */
 const PROBE = 128;
 /** Standard deviations of the binomial model kept above its mean (one true neighbour in ~700 lost). */
@@ -47,7 +53,7 @@ const Q_OFF = CTL_BYTES;
 const HIST_OFF = Q_OFF + MAX_BITS / 8;
 const HELPER_HIST_OFF = HIST_OFF + HIST_BYTES;
 const OUT_OFF = HELPER_HIST_OFF + HIST_BYTES;
-const ITEMS_OFF = OUT_OFF + MAX_CANDIDATES * 4;
+const ITEMS_OFF = OUT_OFF + MAX_K * 4;
 const align16 = (x: number) => Math.ceil(x / 16) * 16;
 
 export interface Scored {
@@ -160,21 +166,23 @@ export class BinarySketch {
    */
   search(query: Float32Array, k: number, mask: number, rerank: (ids: number[]) => Scored[]): Scored[] {
     if (query.length !== this.dim) throw new RangeError(`sketch: a ${query.length}-d query, expected ${this.dim}`);
+    if (!(k >= 1 && k <= MAX_K)) throw new RangeError(`sketch: k = ${k}, expected 1 to ${MAX_K}`);
     const hist = this.#scan(signCode(query), mask);
     const cum = cumulative(hist);
     const matching = cum[cum.length - 1]!;
     if (matching === 0) return [];
     // Small sets are re-ranked whole: exact.
-    if (matching <= MAX_CANDIDATES) return rerank(this.#collect(-1, hist.length - 1, MAX_CANDIDATES));
+    const budget = Math.max(k, MAX_CANDIDATES);
+    if (matching <= budget) return rerank(this.#collect(-1, hist.length - 1, budget));
     // Round 1: the nearest codes, enough to learn s_k.
-    const asked = this.#nearest(cum, Math.min(MAX_CANDIDATES, Math.max(PROBE, 2 * k)), -1);
+    const asked = this.#nearest(cum, Math.min(budget, Math.max(PROBE, 2 * k)), -1);
     const first = rerank(asked);
     if (first.length < k) return first;
     // Round 2: every code the binomial model puts within reach of a true top-k item, up to the budget.
     const p = Math.acos(Math.min(1, Math.max(-1, kthScore(first, k)))) / Math.PI;
     const bits = this.dim;
     const reachT = Math.min(hist.length - 1, Math.floor(bits * p + Z * Math.sqrt(bits * p * (1 - p))));
-    const total = Math.min(MAX_CANDIDATES, cum[reachT]!);
+    const total = Math.min(budget, cum[reachT]!);
     if (total <= asked.length) return first;
     // Buckets up to `full` were taken whole in round 1; the next one maybe in part (skipped by id).
     const taken = new Set(asked);
@@ -208,7 +216,7 @@ export class BinarySketch {
 
   /** Ids of rows with lo < distance ≤ hi, at most cap, after #scan. */
   #collect(lo: number, hi: number, cap: number): number[] {
-    const count = this.#k.collect(this.#distOff, this.#n, lo, hi, OUT_OFF, Math.min(cap, MAX_CANDIDATES));
+    const count = this.#k.collect(this.#distOff, this.#n, lo, hi, OUT_OFF, Math.min(cap, MAX_K));
     const slots = new Uint32Array(this.#mem.buffer, OUT_OFF, count);
     return Array.from(slots, (s) => this.#slotId[s]!);
   }
