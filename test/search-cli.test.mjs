@@ -11,7 +11,6 @@ import { assetFolder, bmp, tinyEncoder } from './helpers/media-index.mjs';
 
 const require = createRequire(import.meta.url);
 const Database = require('better-sqlite3');
-const sqliteVec = require('sqlite-vec');
 
 const N = 120;
 let encoder;
@@ -31,12 +30,13 @@ function imageFolder() {
 function counts(db) {
   const c = new Database(db, { readonly: true, fileMustExist: true });
   try {
-    sqliteVec.load(c);
     return {
       items: c.prepare('SELECT count(*) FROM ibl_items').pluck().get(),
       paths: c.prepare('SELECT count(DISTINCT path) FROM ibl_items').pluck().get(),
-      vectors: c.prepare('SELECT count(*) FROM ibl_vectors').pluck().get(),
-      orphans: c.prepare('SELECT count(*) FROM ibl_vectors WHERE rowid NOT IN (SELECT id FROM ibl_items)').pluck().get(),
+      vectors: c.prepare('SELECT count(*) FROM ibl_embeddings').pluck().get(),
+      codes: c.prepare('SELECT count(*) FROM ibl_codes').pluck().get(),
+      orphans: c.prepare(`SELECT (SELECT count(*) FROM ibl_embeddings WHERE id NOT IN (SELECT id FROM ibl_items))
+        + (SELECT count(*) FROM ibl_codes WHERE id NOT IN (SELECT id FROM ibl_items))`).pluck().get(),
       integrity: c.pragma('integrity_check', { simple: true }),
     };
   } finally {
@@ -78,13 +78,13 @@ for (const signal of ['SIGKILL', 'SIGINT']) {
     else t.is(end.code, 130, stderr);
     const before = counts(db);
     t.true(before.items > 0 && before.items < N, `stopped in the middle: ${before.items} of ${N}`);
-    t.like(before, { integrity: 'ok', paths: before.items, vectors: before.items, orphans: 0 });
+    t.like(before, { integrity: 'ok', paths: before.items, vectors: before.items, codes: before.items, orphans: 0 });
 
     const r = await cli([...indexArgs(dir, db), '--json']);
     t.is(r.status, 0, r.stderr);
     const summary = JSON.parse(r.stdout);
     t.like(summary, { files: N, unchanged: before.items, embedded: N - before.items, reused: 0, failed: [] });
-    t.like(counts(db), { items: N, paths: N, vectors: N, orphans: 0, integrity: 'ok' });
+    t.like(counts(db), { items: N, paths: N, vectors: N, codes: N, orphans: 0, integrity: 'ok' });
   });
 }
 
@@ -106,6 +106,8 @@ test('search prints JSON lines; the summary counts; failures go to stderr', asyn
   for (const l of lines) t.true(fs.existsSync(l.path) && ['image', 'audio'].includes(l.kind));
   const plain = await cli(['search', '--db', db, '--encoder', encoder, '--threads', '1', '--image', path.join(dir, 'dog.jpg'), '--k', '1']);
   t.regex(plain.stdout, new RegExp(`^\\s+1\\.0000  image    ${path.join(dir, 'dog.jpg')}\\n$`));
+  const exact = await cli(['search', '--db', db, '--encoder', encoder, '--threads', '1', '--image', path.join(dir, 'dog.jpg'), '--k', '1', '--exact']);
+  t.is(exact.stdout, plain.stdout, '--exact: the same answer on a small index');
 });
 
 test('usage errors exit 2 with one line; a missing index or another encoder exit 1', async (t) => {

@@ -23,7 +23,7 @@ export type { EmbedInput, EmbedOptions, Embedding, EncoderInfo, EncoderLoadOptio
 export { ImageBindLLM, ChatSession, loadLlm, formatPrompt } from './llm';
 export type { LlmLoadOptions, AskOptions, AskResult, AskTimings, AskInput, SamplingOptions, CacheOptions, VisualResult, LlmInfo, SessionOptions } from './llm';
 export { MediaIndex, SqliteStore, recognise as recogniseMedia, walk as walkMedia, encoderIdentity, MEDIA_KINDS } from './search';
-export type { AddOptions, AddResult, IndexProgress, MediaIndexOptions, SearchInput, SearchOptions, SearchQuery, SearchResult, VectorStore, StoredItem, NewItem, StoreHit, EncoderStamp, StoreStats, MediaKind } from './search';
+export type { AddOptions, AddResult, IndexProgress, MediaIndexOptions, SearchInput, SearchOptions, SearchQuery, SearchResult, VectorStore, StoredItem, NewItem, StoreHit, EncoderStamp, StoreStats, StoreSearchOptions, MediaKind } from './search';
 export { openSafetensors, SafetensorsFile } from './safetensors';
 export type { SafetensorsTensorInfo } from './safetensors';
 export { resolveModels, modelsDir, defaultModelsDir, readModelManifest, MODEL_ROLES } from './models';

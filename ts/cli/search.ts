@@ -7,7 +7,7 @@ import { interruptSignal } from './interrupt';
 import { MediaCliOptions, mediaOptions } from './media-flags';
 import { resolveEncoderPath } from './resolve-encoder';
 
-interface SearchCliOptions extends MediaCliOptions { k: number; weight: string[] }
+interface SearchCliOptions extends MediaCliOptions { k: number; weight: string[]; exact?: boolean }
 
 export function registerSearch(program: Command): void {
   const inputs: EmbedInput[] = [];
@@ -15,6 +15,7 @@ export function registerSearch(program: Command): void {
     .description('the indexed files nearest to the query; several inputs are mixed by their weights')
     .option('--k <n>', 'how many results (default 20)', intArg(1, 4096), 20)
     .option('--json', 'print one JSON object per result, a line each')
+    .option('--exact', 'scan every stored embedding (seconds at a million files) instead of the approximate search')
     .action(async (opts: SearchCliOptions) => {
       if (inputs.length === 0) throw new UsageError('give a query: --text, --image, --audio, --video, --point, --depth, --thermal or --imu (repeatable)');
       const weights = parseWeights(opts.weight, INPUT_KINDS);
@@ -22,7 +23,7 @@ export function registerSearch(program: Command): void {
       const signal = interruptSignal();
       const index = await MediaIndex.open(opts.db, { encoder, threads: opts.threads, device: opts.device, create: false, signal });
       try {
-        const hits = await index.search(inputs as SearchInput[], { k: opts.k, kinds: opts.kinds, weights, signal });
+        const hits = await index.search(inputs as SearchInput[], { k: opts.k, kinds: opts.kinds, weights, exact: opts.exact, signal });
         hits.forEach((h, i) => {
           if (opts.json) process.stdout.write(JSON.stringify({ rank: i + 1, score: h.score, kind: h.kind, path: h.path }) + '\n');
           else console.log(`${h.score.toFixed(4).padStart(8)}  ${h.kind.padEnd(7)}  ${h.path}`);

@@ -77,6 +77,11 @@ export interface SearchOptions {
   kinds?: readonly MediaKind[];
   /** Per-kind weights, e.g. { text: 1, audio: 0.5 }; an input's own weight wins. */
   weights?: Partial<Record<InputKind, number>>;
+  /**
+   * Scan every stored embedding exactly (seconds at a million files) instead of the sketch's
+   * approximate search (tens of milliseconds; recall@10 ≥ 0.99 on embedding-like data).
+   */
+  exact?: boolean;
   signal?: AbortSignal;
 }
 
@@ -92,7 +97,7 @@ export interface SearchResult {
   hash: string;
 }
 
-const MAX_K = 4096;  // sqlite-vec's bound on k
+const MAX_K = 4096;  // the sketch's bound (sketch.ts: MAX_K)
 /** What a changed-looking file turns out to be, besides work to do. */
 const UNCHANGED = Symbol('unchanged');  // same content: only its size/mtime are recorded
 const SKIP = Symbol('skip');            // not of the kinds asked for, or unreadable: left as it is
@@ -238,7 +243,7 @@ export class MediaIndex {
     for (const [kind, w] of Object.entries(options.weights ?? {})) checkNumber(w, `weights.${kind}`, { min: 0 });
     const vector = await this.#queryVector(query, options);
     throwIfAborted(options.signal);
-    const hits = await store.search(vector, k, kinds);
+    const hits = await store.search(vector, k, kinds, { exact: !!options.exact });
     return hits.map((h) => ({ path: h.path, kind: h.kind, score: h.score, size: h.size, mtime: new Date(h.mtimeUs / 1000), hash: h.hash }));
   }
 

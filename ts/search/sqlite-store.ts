@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { ImageBindError } from '../errors';
 import type { MediaKind } from './kinds';
 import type { WorkerRequest, WorkerResponse } from './sqlite-protocol';
-import type { EncoderStamp, NewItem, StoredItem, StoreHit, StoreStats, VectorStore } from './store';
+import type { EncoderStamp, NewItem, StoredItem, StoreHit, StoreSearchOptions, StoreStats, VectorStore } from './store';
 
 interface Pending {
   resolve: (v: unknown) => void;
@@ -130,8 +130,8 @@ export class SqliteStore implements VectorStore {
     return this.#call('pathsUnder', dir, path.sep, after, limit);
   }
 
-  search(vector: Float32Array, k: number, kinds?: readonly MediaKind[]): Promise<StoreHit[]> {
-    return this.#call('search', vector, k, kinds ? [...kinds] : null);
+  search(vector: Float32Array, k: number, kinds?: readonly MediaKind[], options: StoreSearchOptions = {}): Promise<StoreHit[]> {
+    return this.#call('search', vector, k, kinds ? [...kinds] : null, !!options.exact);
   }
 
   stats(): Promise<StoreStats> {

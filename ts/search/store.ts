@@ -41,6 +41,11 @@ export interface StoreStats {
   bytes?: number;
 }
 
+export interface StoreSearchOptions {
+  /** A full exact scan (slow on large stores: ~linear in their size). */
+  exact?: boolean;
+}
+
 export interface VectorStore {
   /** The encoder the store was built with (null: empty and unbound). */
   encoder(): Promise<EncoderStamp | null>;
@@ -61,8 +66,12 @@ export interface VectorStore {
   remove(paths: string[]): Promise<number>;
   /** Stored paths inside folder `dir`, in order, after `after`, at most `limit`. */
   pathsUnder(dir: string, after: string | null, limit: number): Promise<string[]>;
-  /** The k nearest rows by cosine similarity (exact), optionally only of some kinds. */
-  search(vector: Float32Array, k: number, kinds?: readonly MediaKind[]): Promise<StoreHit[]>;
+  /**
+   * The k nearest rows by cosine similarity, best first, optionally only of some kinds.  A store may
+   * answer approximately (recall@10 ≥ 0.99 against an exact scan on embedding-like data; the SQLite
+   * store's sketch.ts says how), unless `exact`.
+   */
+  search(vector: Float32Array, k: number, kinds?: readonly MediaKind[], options?: StoreSearchOptions): Promise<StoreHit[]>;
   stats(): Promise<StoreStats>;
   close(): Promise<void>;
 }
