@@ -91,7 +91,7 @@ export function registerPull(program: Command): void {
     .option('--encoder-config <file>', 'hyperparameters of an encoder checkpoint other than ImageBind-huge (see `convert imagebind --config`)')
     .option('--no-knn', 'do not fetch the kNN cache')
     .option('--keep-downloads', 'keep the downloaded checkpoints in <models>/downloads (default: delete them once converted)')
-    .option('--connections <n>', 'parallel connections per file (default 4)', intArg(1, 16), 4)
+    .option('--connections <n>', 'parallel connections per file, 1–16', intArg(1, 16), 4)
     .option('--json', 'print the result as JSON (no progress)')
     .action(async (opts: PullCliOptions) => {
       if (opts.dir && opts.models && opts.dir !== opts.models) throw new UsageError('--dir and --models name the same folder: give one');
