@@ -12,7 +12,7 @@ const bin = path.join(root, 'build', 'native', process.platform === 'win32' ? 'i
 const merges = path.join(tmpDir('ibl-core-'), 'bpe_merges.txt');
 fs.writeFileSync(merges, zlib.gunzipSync(fs.readFileSync(path.join(fixtures, 'clip_bpe', 'bpe_simple_vocab_16e6.txt.gz'))));
 
-for (const area of ['npy', 'image', 'audio', 'text', 'points']) {
+for (const area of ['npy', 'image', 'audio', 'text', 'points', 'matmul']) {
   test(`core ${area} checks pass`, (t) => {
     const r = spawnSync(bin, [fixtures, area], { encoding: 'utf8', env: { ...process.env, IBL_BPE_MERGES: merges } });
     const failures = r.stdout.split('\n').filter((l) => l.startsWith('FAIL'));

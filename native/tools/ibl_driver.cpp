@@ -7,9 +7,14 @@
 //   ibl-driver encode <encoder.gguf> <modality> <input.npy> [device]
 //                                   runs one preprocessed input tensor (fixtures' inputs/*.npy layout)
 //                                   through an encoder; prints the raw head output (parity checks on GPUs)
+//   ibl-driver matmul <M> <N> <K> <threads> [type] [reps]
+//                                   one ggml mul_mat on the CPU backend: ms and GFLOP/s as JSON (benchmarks)
+//   ibl-driver profile <encoder.gguf> <modality> <threads> [batch] [reps]
+//                                   a trunk on a synthetic input: time per call and a per-op table
 //   ibl-driver logits <llm.gguf> <bind.gguf> <prompt-file> [visual.npy] [device]
 //                                   the prompt's last-token logits, with the bind network's output for
 //                                   visual.npy injected (fixtures' llm_*_visual.npy), as JSON
+#include "ibl_driver_bench.h"
 #include "ibl_error.h"
 #include "ibl_gguf.h"
 #include "ibl_system.h"
@@ -162,12 +167,15 @@ int main(int argc, char ** argv) {
         if (cmd == "inspect" && argc > 2) return cmd_inspect(argv[2]);
         if (cmd == "selftest" && argc > 2) return cmd_selftest(argv[2]);
         if (cmd == "encode" && argc > 4) return cmd_encode(argv[2], argv[3], argv[4], argc > 5 ? argv[5] : "auto");
+        if (cmd == "matmul") return ibl_cmd_matmul(argc, argv);
+        if (cmd == "profile") return ibl_cmd_profile(argc, argv);
         if (cmd == "logits" && argc > 4) return cmd_logits(argv[2], argv[3], argv[4], argc > 5 ? argv[5] : "", argc > 6 ? argv[6] : "auto");
     } catch (const ibl_error & e) {
         fprintf(stderr, "error [%s]: %s\n", e.code.c_str(), e.what());
         return 1;
     }
     fprintf(stderr, "usage: ibl-driver info | inspect <file.gguf> | selftest <dir> | encode <encoder.gguf> <modality> <input.npy> [device]\n"
-                    "       | logits <llm.gguf> <bind.gguf> <prompt-file> [visual.npy] [device]\n");
+                    "       | logits <llm.gguf> <bind.gguf> <prompt-file> [visual.npy] [device]\n"
+                    "       | matmul <M> <N> <K> <threads> [type] [reps] | profile <encoder.gguf> <modality> <threads> [batch] [reps]\n");
     return 2;
 }

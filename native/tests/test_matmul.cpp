@@ -1,0 +1,108 @@
+// ggml's CPU mul_mat, as patched (native/patches/0003-cpu-blocked-float-gemm.patch), against a double-precision
+// reference: every shape class the blocked GEMM takes (edges of its register tile and k blocks, a weight
+// shared by a batch, one weight per batch entry, strided activations) for f32/f16/bf16 weights and 1–3 threads.
+#include "ibl_test.h"
+
+#include "ibl_gguf.h"
+
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
+#include "ggml.h"
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+namespace {
+
+struct case_shape {
+    int64_t K, N, M, B;  // weight N x K; activations M x K per batch entry, B entries
+    bool per_entry_weight;  // src0 [K, N, B] instead of [K, N]
+    bool strided_x;         // src1 as a permuted view ([K, B, M] stored)
+};
+
+void set_threads(ggml_backend_t backend, int n) {
+    ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(ggml_backend_get_device(backend));
+    auto fn = (ggml_backend_set_n_threads_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads");
+    if (fn) fn(backend, n);
+}
+
+// Row r of an n_per_row-wide matrix after a round trip through `type`.
+std::vector<float> round_trip(ggml_type type, const std::vector<float> & v, int64_t rows, int64_t n_per_row) {
+    if (type == GGML_TYPE_F32) return v;
+    const std::vector<uint8_t> q = ibl_convert_rows(type, v.data(), rows, n_per_row);
+    std::vector<float> out(v.size());
+    ggml_get_type_traits(type)->to_float(q.data(), out.data(), (int64_t) v.size());
+    return out;
+}
+
+void run_case(ibl_test & t, ggml_backend_t backend, const case_shape & c, ggml_type type, int threads) {
+    const int64_t WB = c.per_entry_weight ? c.B : 1;
+    ggml_init_params ip = { 8 * ggml_tensor_overhead() + ggml_graph_overhead(), nullptr, true };
+    ggml_context * ctx = ggml_init(ip);
+    ggml_tensor * w = ggml_new_tensor_3d(ctx, type, c.K, c.N, WB);
+    ggml_tensor * xs = c.strided_x ? ggml_new_tensor_3d(ctx, GGML_TYPE_F32, c.K, c.B, c.M) : ggml_new_tensor_3d(ctx, GGML_TYPE_F32, c.K, c.M, c.B);
+    ggml_tensor * x = c.strided_x ? ggml_permute(ctx, xs, 0, 2, 1, 3) : xs;  // [K, M, B] either way
+    ggml_tensor * y = ggml_mul_mat(ctx, w, x);                                // [N, M, B]
+    ggml_cgraph * gf = ggml_new_graph(ctx);
+    ggml_build_forward_expand(gf, y);
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, backend);
+
+    std::mt19937 rng((unsigned) (c.K * 131 + c.N * 17 + c.M));
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    std::vector<float> wv((size_t) (c.K * c.N * WB)), xv((size_t) (c.K * c.M * c.B));
+    for (auto & v : wv) v = u(rng);
+    for (auto & v : xv) v = u(rng);
+    const std::vector<uint8_t> wq = ibl_convert_rows(type, wv.data(), c.N * WB, c.K);
+    ggml_backend_tensor_set(w, wq.data(), 0, wq.size());
+    ggml_backend_tensor_set(xs, xv.data(), 0, ggml_nbytes(xs));
+    set_threads(backend, threads);
+    const bool ok_compute = ggml_backend_graph_compute(backend, gf) == GGML_STATUS_SUCCESS;
+    std::vector<float> got((size_t) ggml_nelements(y));
+    ggml_backend_tensor_get(y, got.data(), 0, ggml_nbytes(y));
+
+    // Reference in double from the weights as stored; bf16 kernels also round the activations to bf16,
+    // so their tolerance is bf16's (2^-8 of the sum of |products|), the others f32 rounding.
+    const std::vector<float> wr = round_trip(type, wv, c.N * WB, c.K);
+    const double tol = type == GGML_TYPE_BF16 ? 8e-3 : 2e-6;
+    double worst = 0;
+    for (int64_t b = 0; b < c.B; ++b)
+    for (int64_t m = 0; m < c.M; ++m)
+    for (int64_t n = 0; n < c.N; ++n) {
+        const float * wrow = wr.data() + ((c.per_entry_weight ? b : 0) * c.N + n) * c.K;
+        const float * xrow = xv.data() + (c.strided_x ? (m * c.B + b) : (b * c.M + m)) * c.K;
+        double s = 0, a = 0;
+        for (int64_t k = 0; k < c.K; ++k) { s += (double) wrow[k] * xrow[k]; a += std::fabs((double) wrow[k] * xrow[k]); }
+        worst = std::fmax(worst, std::fabs(got[(size_t) ((b * c.M + m) * c.N + n)] - s) / (a + 1e-30));
+    }
+    char what[200];
+    snprintf(what, sizeof(what), "mul_mat %s K=%lld N=%lld M=%lld B=%lld%s%s, %d thread(s): worst error %.2g of sum|w x| (tol %.0g)",
+             ggml_type_name(type), (long long) c.K, (long long) c.N, (long long) c.M, (long long) c.B,
+             c.per_entry_weight ? ", weight per entry" : "", c.strided_x ? ", strided x" : "", threads, worst, tol);
+    t.check(ok_compute && worst <= tol, what);
+    ggml_backend_buffer_free(buf);
+    ggml_free(ctx);
+}
+
+}  // namespace
+
+void test_matmul(ibl_test & t) {
+    ggml_backend_t backend = ggml_backend_dev_init(ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU), nullptr);
+    if (!t.check(backend != nullptr, "CPU backend")) return;
+    const case_shape cases[] = {
+        {64, 64, 257, 1, false, false},    // fixture-sized linear
+        {400, 40, 33, 1, false, false},    // k blocks with a short last one, a partial register tile
+        {1000, 13, 16, 1, false, false},   // smallest M, a weight panel smaller than one tile
+        {17, 100, 70, 1, false, false},    // odd K (bf16 falls back to f32 pairs)
+        {80, 36, 50, 3, false, false},     // weight shared by 3 batch entries: one GEMM over 150 rows
+        {80, 65, 40, 4, true, true},       // a weight per entry (attention by mul_mat), strided activations
+        {48, 24, 20, 2, true, false},      // 2 entries: fewer than the threads in some runs
+        {768, 50, 600, 1, false, true},    // several shared blocks of packed rows
+    };
+    for (ggml_type type : {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16}) {
+        for (const auto & c : cases) {
+            for (int threads : {1, 3}) run_case(t, backend, c, type, threads);
+        }
+    }
+    ggml_backend_free(backend);
+}
