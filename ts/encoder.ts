@@ -60,7 +60,8 @@ export interface EncoderInfo {
   device: string;
   threads: number;
   weightsBytes: number;
-  modalities: Partial<Record<Modality, { embedDim: number; blocks: number; heads: number; tokens: number; logitScale: number }>>;
+  /** Per trunk; `loaded`: its weights are in use (each trunk's are mapped or read at its first use). */
+  modalities: Partial<Record<Modality, { embedDim: number; blocks: number; heads: number; tokens: number; logitScale: number; loaded: boolean }>>;
   video?: { imageSize: number; frames: number; clipDuration: number; clipsPerVideo: number };
   point?: { numGroup: number; groupSize: number };
 }

@@ -106,6 +106,7 @@ static Napi::Object trunk_info(Napi::Env env, const ibl_model & m, ibl_modality 
     o.Set("heads", hp.n_heads);
     o.Set("tokens", hp.num_tokens);
     o.Set("logitScale", hp.logit_scale);
+    o.Set("loaded", ibl_model_trunk_loaded(m, id));
     return o;
 }
 
