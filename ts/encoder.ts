@@ -6,6 +6,7 @@ import path from 'node:path';
 import { addon } from './binding';
 import { ImagebindError } from './errors';
 import { decodeAudio, decodeVideoClips } from './media';
+import { embedPipeline, type NativeEmbedding, type NativeInput, type VideoSource } from './embed-pipeline';
 import type { Modality } from './keys';
 
 /** What a user gives: a kind of input and where its data is. */
@@ -73,18 +74,6 @@ interface NativeEncoder {
   dispose(): void;
 }
 
-interface NativeInput {
-  modality: Modality;
-  name: string;
-  format?: string;
-  bytes?: Uint8Array;
-  text?: string;
-  audio?: { sampleRate: number; channels: Float32Array[] };
-  clips?: Array<Array<{ width: number; height: number; rgb: Uint8Array }>>;
-  tensor?: { data: Float32Array; shape: number[] };
-}
-
-interface NativeEmbedding { modality: Modality; clips: number; raw: Float32Array; scaled: Float32Array; embedding: Float32Array }
 
 const KIND_MODALITY: Record<InputKind, Modality> = {
   image: 'vision', video: 'vision', audio: 'audio', text: 'text', depth: 'depth', thermal: 'thermal', imu: 'imu', point: 'point',
@@ -142,7 +131,7 @@ export class ImageBindEncoder {
   }
 
   /** Turns inputs (decoded as needed) into native input descriptors. */
-  async #prepare(input: EmbedInput, signal?: AbortSignal): Promise<NativeInput> {
+  async #prepare(input: EmbedInput, signal?: AbortSignal): Promise<NativeInput | VideoSource> {
     const name = describe(input);
     if (input.kind === 'tensor') return { modality: input.modality, name, tensor: input.tensor };
     if (input.kind === 'text') {
@@ -159,15 +148,16 @@ export class ImageBindEncoder {
       return { modality, name, audio };
     }
     if (input.kind === 'video') {
+      // Decoded while its clips are encoded (embed-pipeline.ts); 3 spatial crops per clip.
       const v = this.info().video;
-      const decoded = await decodeVideoClips(source, {
-        signal,
-        clipDuration: v?.clipDuration ?? 2,
-        clipsPerVideo: v?.clipsPerVideo ?? 5,
-        framesPerClip: v?.frames ?? 2,
-      });
-      const { width, height } = decoded.meta;
-      return { modality, name, clips: decoded.clips.map((c) => c.frames.map((f) => ({ width, height, rgb: f.rgb }))) };
+      const clipsPerVideo = v?.clipsPerVideo ?? 5;
+      return {
+        name,
+        items: 3 * clipsPerVideo,
+        decode: (onClip) => decodeVideoClips(source, {
+          signal, onClip, clipsPerVideo, clipDuration: v?.clipDuration ?? 2, framesPerClip: v?.frames ?? 2,
+        }),
+      };
     }
     const bytes = 'path' in input ? await readInput(input.path, signal) : input.data;
     if (!(bytes instanceof Uint8Array)) throw new ImagebindError('ERR_INVALID_ARG_TYPE', `${name}: data must be a Uint8Array`);
@@ -188,7 +178,9 @@ export class ImageBindEncoder {
     signal?.addEventListener('abort', onAbort, { once: true });
     let results: NativeEmbedding[];
     try {
-      results = await native.embed(prepared, { truncation: options.truncation, maxBatch: options.maxBatch }, token, options.onProgress);
+      const call = (batch: NativeInput[], onProgress: (done: number, total: number) => void) =>
+        native.embed(batch, { truncation: options.truncation, maxBatch: options.maxBatch }, token, onProgress);
+      results = await embedPipeline(call, prepared, options.onProgress);
     } catch (e) {
       if ((e as { code?: string }).code === 'ERR_ABORTED') throw abortError();
       throw e;
