@@ -1,6 +1,6 @@
 // ggml's CPU mul_mat, as patched (native/patches/0003-cpu-blocked-float-gemm.patch), against a double-precision
 // reference: every shape class the blocked GEMM takes (edges of its register tile and k blocks, a weight
-// shared by a batch, one weight per batch entry, strided activations) for f32/f16/bf16 weights and 1–3 threads.
+// shared by a batch, one weight per batch entry, strided activations) for f32/f16/bf16/q8_0 weights and 1–3 threads.
 #include "ibl_test.h"
 
 #include "ibl_gguf.h"
@@ -64,7 +64,8 @@ void run_case(ibl_test & t, ggml_backend_t backend, const case_shape & c, ggml_t
     // Reference in double from the weights as stored; bf16 kernels also round the activations to bf16,
     // so their tolerance is bf16's (2^-8 of the sum of |products|), the others f32 rounding.
     const std::vector<float> wr = round_trip(type, wv, c.N * WB, c.K);
-    const double tol = type == GGML_TYPE_BF16 ? 8e-3 : 2e-6;
+    // q8_0: the blocked path dequantizes the weights (f32 rounding), the others quantize x too.
+    const double tol = type == GGML_TYPE_BF16 ? 8e-3 : type == GGML_TYPE_Q8_0 ? 1e-2 : 2e-6;
     double worst = 0;
     for (int64_t b = 0; b < c.B; ++b)
     for (int64_t m = 0; m < c.M; ++m)
@@ -99,8 +100,9 @@ void test_matmul(ibl_test & t) {
         {48, 24, 20, 2, true, false},      // 2 entries: fewer than the threads in some runs
         {768, 50, 600, 1, false, true},    // several shared blocks of packed rows
     };
-    for (ggml_type type : {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16}) {
+    for (ggml_type type : {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0}) {
         for (const auto & c : cases) {
+            if (c.K % ggml_blck_size(type) != 0) continue;
             for (int threads : {1, 3}) run_case(t, backend, c, type, threads);
         }
     }
