@@ -91,18 +91,21 @@ test('the same cases through the JS API with raw tensors: head output and embedd
   }
 });
 
-test('each trunk is loaded at its first use, and only that trunk', async (t) => {
-  const enc = await ibl.loadEncoder(gguf.f16, { threads: 2 });
-  t.teardown(() => enc.dispose());
-  const loaded = () => Object.entries(enc.info().modalities).filter(([, m]) => m.loaded).map(([k]) => k).sort();
-  t.deepEqual(loaded(), []);
-  const [text] = await enc.embed([{ kind: 'text', text: 'a dog' }]);
-  t.deepEqual(loaded(), ['text']);
-  await enc.embed([{ kind: 'image', path: path.join(assets, 'dog_image.jpg') }]);
-  t.deepEqual(loaded(), ['text', 'vision']);
-  const [again] = await enc.embed([{ kind: 'text', text: 'a dog' }]);
-  t.deepEqual(Array.from(again.embedding), Array.from(text.embedding));
-});
+for (const mmap of [true, false]) {
+  test(`each trunk is loaded at its first use, and only that trunk (${mmap ? 'mapped' : 'read'})`, async (t) => {
+    const enc = await ibl.loadEncoder(gguf.f16, { threads: 2, mmap });
+    t.teardown(() => enc.dispose());
+    const loaded = () => Object.entries(enc.info().modalities).filter(([, m]) => m.loaded).map(([k]) => k).sort();
+    t.deepEqual(loaded(), []);
+    const [text] = await enc.embed([{ kind: 'text', text: 'a dog' }]);
+    t.deepEqual(loaded(), ['text']);
+    const [image] = await enc.embed([{ kind: 'image', path: path.join(assets, 'dog_image.png') }], { raw: true });
+    t.deepEqual(loaded(), ['text', 'vision']);
+    const [again] = await enc.embed([{ kind: 'text', text: 'a dog' }]);
+    t.deepEqual(Array.from(again.embedding), Array.from(text.embedding));
+    assertClose(t, image.scaled, readNpy(fixturePath(caseByName('vision_dog_image').expected)).data, TOL.f16, 'dog_image.png');
+  });
+}
 
 // End to end from the encoded source files (JPEG, 44.1 kHz WAV, both MP4s, PLY, PNGs, npy).
 const SOURCES = [

@@ -51,6 +51,8 @@ export interface EncoderLoadOptions {
   threads?: number;
   /** "auto" (a GPU when the build has one, else CPU), "cpu", or a ggml device name. */
   device?: string;
+  /** CPU: use the weights in place from the memory-mapped file (default); false reads each trunk's at its first use. */
+  mmap?: boolean;
 }
 
 export interface EncoderInfo {
@@ -113,7 +115,7 @@ export class ImageBindEncoder {
   /** Loads an encoder GGUF (made by `imagebind-llm convert imagebind`) off the JS thread. */
   static async load(file: string, options: EncoderLoadOptions = {}): Promise<ImageBindEncoder> {
     if (typeof file !== 'string' || !file) throw new ImagebindError('ERR_INVALID_ARG_TYPE', 'ImageBindEncoder.load: expected a .gguf path');
-    const native = (await addon().loadEncoder(file, { threads: options.threads ?? 4, device: options.device ?? 'auto' })) as NativeEncoder;
+    const native = (await addon().loadEncoder(file, { threads: options.threads ?? 4, device: options.device ?? 'auto', mmap: options.mmap ?? true })) as NativeEncoder;
     return new ImageBindEncoder(native, file);
   }
 

@@ -83,6 +83,7 @@ Napi::Value Encoder::load(const Napi::CallbackInfo & info) {
         Napi::Object o = info[1].As<Napi::Object>();
         if (o.Has("threads") && o.Get("threads").IsNumber()) params.n_threads = o.Get("threads").As<Napi::Number>().Int32Value();
         if (o.Has("device") && o.Get("device").IsString()) params.device = o.Get("device").As<Napi::String>().Utf8Value();
+        if (o.Has("mmap") && o.Get("mmap").IsBoolean()) params.use_mmap = o.Get("mmap").As<Napi::Boolean>().Value();
     }
     if (params.n_threads < 1 || params.n_threads > 1024) ibl_throw_type(env, "loadEncoder: threads must be between 1 and 1024");
     using state_ptr = std::shared_ptr<encoder_state>;

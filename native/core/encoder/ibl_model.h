@@ -89,6 +89,7 @@ struct ibl_modality_model {
 struct ibl_model_params {
     int         n_threads = 4;
     std::string device = "auto";  // "auto" (first GPU, else CPU), "cpu", or a ggml device name
+    bool        use_mmap = true;  // CPU: use the weights in place from the mapped file (else read each trunk)
 };
 
 struct ibl_model {
