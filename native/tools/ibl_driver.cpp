@@ -9,7 +9,7 @@
 //                                   through an encoder; prints the raw head output (parity checks on GPUs)
 //   ibl-driver matmul <M> <N> <K> <threads> [type] [reps]
 //                                   one ggml mul_mat on the CPU backend: ms and GFLOP/s as JSON (benchmarks)
-//   ibl-driver profile <encoder.gguf> <modality> <threads> [batch] [reps]
+//   ibl-driver profile <encoder.gguf> <modality> <threads> [batch] [reps] [no-flash]
 //                                   a trunk on a synthetic input: time per call and a per-op table
 //   ibl-driver logits <llm.gguf> <bind.gguf> <prompt-file> [visual.npy] [device]
 //                                   the prompt's last-token logits, with the bind network's output for
@@ -176,6 +176,6 @@ int main(int argc, char ** argv) {
     }
     fprintf(stderr, "usage: ibl-driver info | inspect <file.gguf> | selftest <dir> | encode <encoder.gguf> <modality> <input.npy> [device]\n"
                     "       | logits <llm.gguf> <bind.gguf> <prompt-file> [visual.npy] [device]\n"
-                    "       | matmul <M> <N> <K> <threads> [type] [reps] | profile <encoder.gguf> <modality> <threads> [batch] [reps]\n");
+                    "       | matmul <M> <N> <K> <threads> [type] [reps] | profile <encoder.gguf> <modality> <threads> [batch] [reps] [no-flash]\n");
     return 2;
 }

@@ -151,9 +151,10 @@ ibl_encoder_batch synthetic_batch(const ibl_model & model, ibl_modality mod, int
 }  // namespace
 
 int ibl_cmd_profile(int argc, char ** argv) {
-    if (argc < 5) ibl_throw("ERR_INVALID_ARG", "usage: profile <encoder.gguf> <modality> <threads> [batch] [reps]");
+    if (argc < 5) ibl_throw("ERR_INVALID_ARG", "usage: profile <encoder.gguf> <modality> <threads> [batch] [reps] [no-flash]");
     ibl_model_params mp;
     mp.device = "cpu";
+    mp.flash_attn = !(argc > 7 && strcmp(argv[7], "no-flash") == 0);
     mp.n_threads = positive(argv[4], "threads");
     const int batch = argc > 5 ? positive(argv[5], "batch") : 1;
     const int reps = argc > 6 ? positive(argv[6], "reps") : 3;

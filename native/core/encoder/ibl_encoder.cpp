@@ -67,7 +67,7 @@ ibl_attn_options attn_options(ggml_context * ctx, const ibl_model & model, const
     ibl_attn_options o;
     o.n_heads = hp.n_heads;
     o.causal  = hp.causal;
-    o.flash   = model.backend == model.backend_cpu;
+    o.flash   = model.flash_attn && model.backend == model.backend_cpu;
     if (o.flash && o.causal) o.mask = ibl_new_causal_mask(ctx, L);
     return o;
 }

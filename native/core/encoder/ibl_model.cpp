@@ -397,6 +397,7 @@ std::unique_ptr<ibl_model> ibl_model_load(const std::string & path, const ibl_mo
     if (!model->backend) ibl_throw("ERR_NO_DEVICE", "cannot initialise device %s", ggml_backend_dev_name(dev));
     model->device_name = ggml_backend_dev_name(dev);
     model->n_threads = params.n_threads > 0 ? params.n_threads : 4;
+    model->flash_attn = params.flash_attn;
     if (params.use_mmap && ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU) {
         model->backend_cpu = model->backend;
     } else {

@@ -90,6 +90,7 @@ struct ibl_model_params {
     int         n_threads = 4;
     std::string device = "auto";  // "auto" (first GPU, else CPU), "cpu", or a ggml device name
     bool        use_mmap = true;  // CPU: use the weights in place from the mapped file (else read each trunk)
+    bool        flash_attn = true;  // CPU: fused attention (false: the mul_mat attention, for comparisons)
 };
 
 struct ibl_model {
@@ -118,6 +119,7 @@ struct ibl_model {
     ggml_backend_t          backend_cpu = nullptr;
     std::string             device_name;
     int                     n_threads = 4;
+    bool                    flash_attn = true;
     // Observes every node of the encoder graphs when set (per-op profiling: ibl-driver profile).
     ggml_backend_sched_eval_callback eval_cb = nullptr;
     void *                  eval_cb_data = nullptr;
