@@ -10,7 +10,7 @@ void test_image(ibl_test & t);
 void test_audio(ibl_test & t);
 void test_text(ibl_test & t);
 void test_knn(ibl_test & t);
-void test_matmul(ibl_test & t);
+void test_kernels(ibl_test & t);
 
 struct test_entry { const char * name; void (*fn)(ibl_test &); };
 
@@ -22,7 +22,7 @@ static const test_entry TESTS[] = {
     {"audio", test_audio},
     {"text", test_text},
     {"knn", test_knn},
-    {"matmul", test_matmul},
+    {"kernels", test_kernels},
 };
 
 int main(int argc, char ** argv) {

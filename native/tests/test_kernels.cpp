@@ -1,6 +1,8 @@
-// ggml's CPU mul_mat, as patched (native/patches/0003-cpu-blocked-float-gemm.patch), against a double-precision
-// reference: every shape class the blocked GEMM takes (edges of its register tile and k blocks, a weight
-// shared by a batch, one weight per batch entry, strided activations) for f32/f16/bf16/q8_0 weights and 1–3 threads.
+// The ggml CPU kernels our patches change, against double-precision references:
+// - mul_mat (0003-cpu-blocked-float-gemm.patch): every shape class the blocked GEMM takes (edges of its
+//   register tile and k blocks, a weight shared by a batch, one weight per batch entry, strided
+//   activations) for f32/f16/bf16/q8_0 weights and 1–3 threads;
+// - gelu_erf (0004-cpu-vector-gelu-erf.patch) over its whole range, tails included.
 #include "ibl_test.h"
 
 #include "ibl_gguf.h"
@@ -85,9 +87,42 @@ void run_case(ibl_test & t, ggml_backend_t backend, const case_shape & c, ggml_t
     ggml_free(ctx);
 }
 
+// y = x/2 (1 + erf(x/sqrt 2)) on a grid over [-12, 12] and special values; the reference uses erfc, so the
+// tail x << 0 (where 1 + erf cancels) is checked relative to its tiny values too.
+void check_gelu_erf(ibl_test & t, ggml_backend_t backend) {
+    std::vector<float> xs;
+    for (int i = -120000; i <= 120000; ++i) xs.push_back((float) i * 1e-4f);
+    for (float v : {0.0f, -0.0f, 1e-30f, -1e-30f, 30.0f, -30.0f, INFINITY}) xs.push_back(v);
+    ggml_init_params ip = { 4 * ggml_tensor_overhead() + ggml_graph_overhead(), nullptr, true };
+    ggml_context * ctx = ggml_init(ip);
+    ggml_tensor * x = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, (int64_t) xs.size());
+    ggml_tensor * y = ggml_gelu_erf(ctx, x);
+    ggml_cgraph * gf = ggml_new_graph(ctx);
+    ggml_build_forward_expand(gf, y);
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, backend);
+    ggml_backend_tensor_set(x, xs.data(), 0, ggml_nbytes(x));
+    set_threads(backend, 2);
+    const bool ok_compute = ggml_backend_graph_compute(backend, gf) == GGML_STATUS_SUCCESS;
+    std::vector<float> ys(xs.size());
+    ggml_backend_tensor_get(y, ys.data(), 0, ggml_nbytes(y));
+    double worst_abs = 0, worst_rel = 0;
+    for (size_t i = 0; i < xs.size(); ++i) {
+        const double ref = std::isinf(xs[i]) ? INFINITY : 0.5 * xs[i] * std::erfc(-(double) xs[i] / std::sqrt(2.0));
+        if (std::isinf(ref)) { worst_abs = std::fmax(worst_abs, ys[i] == ref ? 0.0 : 1.0); continue; }
+        const double err = std::fabs(ys[i] - ref);
+        worst_abs = std::fmax(worst_abs, err / std::fmax(1.0, std::fabs(ref)));
+        if (std::fabs(ref) > 1e-30) worst_rel = std::fmax(worst_rel, err / std::fabs(ref));
+    }
+    char what[160];
+    snprintf(what, sizeof(what), "gelu_erf: worst error %.2g (of max(1, |y|)), %.2g relative", worst_abs, worst_rel);
+    t.check(ok_compute && worst_abs <= 1e-6 && worst_rel <= 1e-4, what);
+    ggml_backend_buffer_free(buf);
+    ggml_free(ctx);
+}
+
 }  // namespace
 
-void test_matmul(ibl_test & t) {
+void test_kernels(ibl_test & t) {
     ggml_backend_t backend = ggml_backend_dev_init(ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU), nullptr);
     if (!t.check(backend != nullptr, "CPU backend")) return;
     const case_shape cases[] = {
@@ -106,5 +141,6 @@ void test_matmul(ibl_test & t) {
             for (int threads : {1, 3}) run_case(t, backend, c, type, threads);
         }
     }
+    check_gelu_erf(t, backend);
     ggml_backend_free(backend);
 }
