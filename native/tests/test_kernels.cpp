@@ -2,7 +2,9 @@
 // - mul_mat (0003-cpu-blocked-float-gemm.patch): every shape class the blocked GEMM takes (edges of its
 //   register tile and k blocks, a weight shared by a batch, one weight per batch entry, strided
 //   activations) for f32/f16/bf16/q8_0 weights and 1–3 threads;
-// - gelu_erf (0004-cpu-vector-gelu-erf.patch) over its whole range, tails included.
+// - gelu_erf (0004-cpu-vector-gelu-erf.patch) over its whole range, tails included;
+// - flash_attn_ext (0005-cpu-flash-attn-partial-tiles.patch) where query and key counts are not multiples
+//   of its 64-row tiles, with and without a causal mask.
 #include "ibl_test.h"
 
 #include "ibl_gguf.h"
@@ -120,6 +122,65 @@ void check_gelu_erf(ibl_test & t, ggml_backend_t backend) {
     ggml_free(ctx);
 }
 
+// softmax(q k^T * scale + mask) v per head against double sums; q, k, v: [hd, L or Lk, H] f32, views of
+// one [3 x hd, H, L] buffer as the encoders pass them.
+void check_flash_attn(ibl_test & t, ggml_backend_t backend, int64_t hd, int64_t H, int64_t L, bool causal) {
+    ggml_init_params ip = { 16 * ggml_tensor_overhead() + ggml_graph_overhead(), nullptr, true };
+    ggml_context * ctx = ggml_init(ip);
+    ggml_tensor * qkv = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, 3 * hd, H, L);  // row l: q, k, v of every head
+    auto part = [&](int i) {  // [hd, L, H]
+        return ggml_view_3d(ctx, qkv, hd, L, H, qkv->nb[2], qkv->nb[1], (size_t) i * hd * sizeof(float));
+    };
+    ggml_tensor * mask = causal ? ggml_new_tensor_2d(ctx, GGML_TYPE_F16, L, L) : nullptr;
+    const float scale = 1.0f / std::sqrt((float) hd);
+    ggml_tensor * out = ggml_flash_attn_ext(ctx, part(0), part(1), part(2), mask, scale, 0.0f, 0.0f);  // [hd, H, L]
+    ggml_flash_attn_ext_set_prec(out, GGML_PREC_F32);
+    ggml_cgraph * gf = ggml_new_graph(ctx);
+    ggml_build_forward_expand(gf, out);
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, backend);
+    std::mt19937 rng((unsigned) (hd * 7 + L));
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> x((size_t) ggml_nelements(qkv));
+    for (auto & v : x) v = nd(rng);
+    ggml_backend_tensor_set(qkv, x.data(), 0, ggml_nbytes(qkv));
+    if (mask) {
+        std::vector<ggml_fp16_t> m((size_t) (L * L));
+        for (int64_t i = 0; i < L; ++i)
+            for (int64_t j = 0; j < L; ++j) m[(size_t) (i * L + j)] = ggml_fp32_to_fp16(j <= i ? 0.0f : -INFINITY);
+        ggml_backend_tensor_set(mask, m.data(), 0, ggml_nbytes(mask));
+    }
+    set_threads(backend, 2);
+    const bool ok_compute = ggml_backend_graph_compute(backend, gf) == GGML_STATUS_SUCCESS;
+    std::vector<float> got((size_t) ggml_nelements(out));
+    ggml_backend_tensor_get(out, got.data(), 0, ggml_nbytes(out));
+    auto at = [&](int i, int64_t l, int64_t h, int64_t d) { return (double) x[(size_t) ((l * H + h) * 3 * hd + i * hd + d)]; };
+    double worst = 0;
+    std::vector<double> p((size_t) L);
+    for (int64_t h = 0; h < H; ++h)
+    for (int64_t i = 0; i < L; ++i) {
+        double mx = -INFINITY, sum = 0;
+        const int64_t n = causal ? i + 1 : L;
+        for (int64_t j = 0; j < n; ++j) {
+            double s = 0;
+            for (int64_t d = 0; d < hd; ++d) s += at(0, i, h, d) * at(1, j, h, d);
+            p[(size_t) j] = s * scale;
+            mx = std::fmax(mx, p[(size_t) j]);
+        }
+        for (int64_t j = 0; j < n; ++j) sum += (p[(size_t) j] = std::exp(p[(size_t) j] - mx));
+        for (int64_t d = 0; d < hd; ++d) {
+            double o = 0;
+            for (int64_t j = 0; j < n; ++j) o += p[(size_t) j] * at(2, j, h, d);
+            worst = std::fmax(worst, std::fabs(got[(size_t) ((i * H + h) * hd + d)] - o / sum));
+        }
+    }
+    char what[160];
+    snprintf(what, sizeof(what), "flash_attn_ext hd=%lld H=%lld L=%lld%s: worst error %.2g", (long long) hd, (long long) H,
+             (long long) L, causal ? " causal" : "", worst);
+    t.check(ok_compute && worst <= 1e-5, what);
+    ggml_backend_buffer_free(buf);
+    ggml_free(ctx);
+}
+
 }  // namespace
 
 void test_kernels(ibl_test & t) {
@@ -142,5 +203,9 @@ void test_kernels(ibl_test & t) {
         }
     }
     check_gelu_erf(t, backend);
+    check_flash_attn(t, backend, 80, 4, 257, false);  // ViT-H: 4 full query/key tiles and one of 1
+    check_flash_attn(t, backend, 64, 2, 77, true);    // text: 64 + 13, causal
+    check_flash_attn(t, backend, 16, 3, 130, false);  // 64 + 64 + 2
+    check_flash_attn(t, backend, 12, 2, 70, false);   // head size below the SIMD width: the untiled path
     ggml_backend_free(backend);
 }
