@@ -1,7 +1,7 @@
 // The ggml CPU kernels our patches change, against double-precision references:
 // - mul_mat (0003-cpu-blocked-float-gemm.patch): every shape class the blocked GEMM takes (edges of its
 //   register tile and k blocks, a weight shared by a batch, one weight per batch entry, strided
-//   activations) for f32/f16/bf16/q8_0 weights and 1–3 threads;
+//   activations) for f32/f16/bf16 weights (and q8_0, which keeps ggml's path) and 1–3 threads;
 // - gelu_erf (0004-cpu-vector-gelu-erf.patch) over its whole range, tails included;
 // - flash_attn_ext (0005-cpu-flash-attn-partial-tiles.patch) where query and key counts are not multiples
 //   of its 64-row tiles, with and without a causal mask.
@@ -68,7 +68,7 @@ void run_case(ibl_test & t, ggml_backend_t backend, const case_shape & c, ggml_t
     // Reference in double from the weights as stored; bf16 kernels also round the activations to bf16,
     // so their tolerance is bf16's (2^-8 of the sum of |products|), the others f32 rounding.
     const std::vector<float> wr = round_trip(type, wv, c.N * WB, c.K);
-    // q8_0: the blocked path dequantizes the weights (f32 rounding), the others quantize x too.
+    // q8_0 (ggml's own path, as a neighbour of the blocked one) quantizes x too.
     const double tol = type == GGML_TYPE_BF16 ? 8e-3 : type == GGML_TYPE_Q8_0 ? 1e-2 : 2e-6;
     double worst = 0;
     for (int64_t b = 0; b < c.B; ++b)
@@ -195,6 +195,8 @@ void test_kernels(ibl_test & t) {
         {80, 65, 40, 4, true, true},       // a weight per entry (attention by mul_mat), strided activations
         {48, 24, 20, 2, true, false},      // 2 entries: fewer than the threads in some runs
         {768, 50, 600, 1, false, true},    // several shared blocks of packed rows
+        {2600, 24, 40, 1, false, false},   // three k blocks
+        {2601, 30, 20, 2, true, false},    // odd K over three k blocks, a weight per entry
     };
     for (ggml_type type : {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0}) {
         for (const auto & c : cases) {
