@@ -3,8 +3,8 @@
 //   register tile and k blocks, a weight shared by a batch, one weight per batch entry, strided
 //   activations) for f32/f16/bf16 weights (and q8_0, which keeps ggml's path) and 1–3 threads;
 // - gelu_erf (0004-cpu-vector-gelu-erf.patch) over its whole range, tails included;
-// - flash_attn_ext (0005-cpu-flash-attn-partial-tiles.patch) where query and key counts are not multiples
-//   of its 64-row tiles, with and without a causal mask.
+// - flash_attn_ext (0005-cpu-flash-attn-tiles.patch) where query and key counts are not multiples of its
+//   64-row tiles, with and without a causal mask, with K tiles kept per head and packed per use.
 #include "ibl_test.h"
 
 #include "ibl_gguf.h"
@@ -209,5 +209,6 @@ void test_kernels(ibl_test & t) {
     check_flash_attn(t, backend, 64, 2, 77, true);    // text: 64 + 13, causal
     check_flash_attn(t, backend, 16, 3, 130, false);  // 64 + 64 + 2
     check_flash_attn(t, backend, 12, 2, 70, false);   // head size below the SIMD width: the untiled path
+    check_flash_attn(t, backend, 16, 1, 4200, true);  // past 64 key tiles: K packed per use, not kept
     ggml_backend_free(backend);
 }
