@@ -1,7 +1,8 @@
 // The ggml CPU kernels our patches change, against double-precision references:
 // - mul_mat (0003-cpu-blocked-float-gemm.patch): every shape class the blocked GEMM takes (edges of its
 //   register tile and k blocks, a weight shared by a batch, one weight per batch entry, strided
-//   activations) for f32/f16/bf16 weights (and q8_0, which keeps ggml's path) and 1–3 threads;
+//   activations, a bias ADD fused after it) for f32/f16/bf16 weights (and q8_0, which keeps ggml's
+//   path) and 1–3 threads;
 // - gelu_erf (0004-cpu-vector-gelu-erf.patch) over its whole range, tails included;
 // - flash_attn_ext (0005-cpu-flash-attn-tiles.patch) where query and key counts are not multiples of its
 //   64-row tiles, with and without a causal mask, with K tiles kept per head and packed per use.
@@ -23,6 +24,7 @@ struct case_shape {
     int64_t K, N, M, B;  // weight N x K; activations M x K per batch entry, B entries
     bool per_entry_weight;  // src0 [K, N, B] instead of [K, N]
     bool strided_x;         // src1 as a permuted view ([K, B, M] stored)
+    bool bias = false;      // + a bias row (the ADD the blocked GEMM fuses)
 };
 
 void set_threads(ggml_backend_t backend, int n) {
@@ -48,6 +50,8 @@ void run_case(ibl_test & t, ggml_backend_t backend, const case_shape & c, ggml_t
     ggml_tensor * xs = c.strided_x ? ggml_new_tensor_3d(ctx, GGML_TYPE_F32, c.K, c.B, c.M) : ggml_new_tensor_3d(ctx, GGML_TYPE_F32, c.K, c.M, c.B);
     ggml_tensor * x = c.strided_x ? ggml_permute(ctx, xs, 0, 2, 1, 3) : xs;  // [K, M, B] either way
     ggml_tensor * y = ggml_mul_mat(ctx, w, x);                                // [N, M, B]
+    ggml_tensor * bias = c.bias ? ggml_new_tensor_1d(ctx, GGML_TYPE_F32, c.N) : nullptr;
+    if (bias) y = ggml_add(ctx, y, bias);
     ggml_cgraph * gf = ggml_new_graph(ctx);
     ggml_build_forward_expand(gf, y);
     ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, backend);
@@ -60,6 +64,9 @@ void run_case(ibl_test & t, ggml_backend_t backend, const case_shape & c, ggml_t
     const std::vector<uint8_t> wq = ibl_convert_rows(type, wv.data(), c.N * WB, c.K);
     ggml_backend_tensor_set(w, wq.data(), 0, wq.size());
     ggml_backend_tensor_set(xs, xv.data(), 0, ggml_nbytes(xs));
+    std::vector<float> bv((size_t) c.N);
+    for (auto & v : bv) v = u(rng);
+    if (bias) ggml_backend_tensor_set(bias, bv.data(), 0, ggml_nbytes(bias));
     set_threads(backend, threads);
     const bool ok_compute = ggml_backend_graph_compute(backend, gf) == GGML_STATUS_SUCCESS;
     std::vector<float> got((size_t) ggml_nelements(y));
@@ -76,14 +83,15 @@ void run_case(ibl_test & t, ggml_backend_t backend, const case_shape & c, ggml_t
     for (int64_t n = 0; n < c.N; ++n) {
         const float * wrow = wr.data() + ((c.per_entry_weight ? b : 0) * c.N + n) * c.K;
         const float * xrow = xv.data() + (c.strided_x ? (m * c.B + b) : (b * c.M + m)) * c.K;
-        double s = 0, a = 0;
+        double s = c.bias ? bv[(size_t) n] : 0.0, a = 0;
         for (int64_t k = 0; k < c.K; ++k) { s += (double) wrow[k] * xrow[k]; a += std::fabs((double) wrow[k] * xrow[k]); }
         worst = std::fmax(worst, std::fabs(got[(size_t) ((b * c.M + m) * c.N + n)] - s) / (a + 1e-30));
     }
     char what[200];
-    snprintf(what, sizeof(what), "mul_mat %s K=%lld N=%lld M=%lld B=%lld%s%s, %d thread(s): worst error %.2g of sum|w x| (tol %.0g)",
+    snprintf(what, sizeof(what), "mul_mat %s K=%lld N=%lld M=%lld B=%lld%s%s%s, %d thread(s): worst error %.2g of sum|w x| (tol %.0g)",
              ggml_type_name(type), (long long) c.K, (long long) c.N, (long long) c.M, (long long) c.B,
-             c.per_entry_weight ? ", weight per entry" : "", c.strided_x ? ", strided x" : "", threads, worst, tol);
+             c.per_entry_weight ? ", weight per entry" : "", c.strided_x ? ", strided x" : "", c.bias ? ", + bias" : "",
+             threads, worst, tol);
     t.check(ok_compute && worst <= tol, what);
     ggml_backend_buffer_free(buf);
     ggml_free(ctx);
@@ -197,6 +205,8 @@ void test_kernels(ibl_test & t) {
         {768, 50, 600, 1, false, true},    // several shared blocks of packed rows
         {2600, 24, 40, 1, false, false},   // three k blocks
         {2601, 30, 20, 2, true, false},    // odd K over three k blocks, a weight per entry
+        {1500, 40, 70, 2, false, false, true},  // + bias, fused into the last of two k blocks
+        {64, 36, 257, 1, false, true, true},    // + bias, one k block
     };
     for (ggml_type type : {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0}) {
         for (const auto & c : cases) {
