@@ -10,6 +10,8 @@
 //       IMAGEBIND_LLM_BENCH_ORT   the onnxruntime-node package folder (…/node_modules/onnxruntime-node)
 //       IMAGEBIND_LLM_BENCH_ONNX  the folder ../shared/bench/ort_export.py wrote (vision.onnx, … + *.in.npy)
 //     (../shared/bench/README.md sets both up);
+//   - the BLAS sgemm rate of the same shape (numpy's matmul, 2048 x 4096 by 4096 x 4096), when
+//       IMAGEBIND_LLM_BENCH_NUMPY names a python with numpy (e.g. Debian's /usr/bin/python3 + OpenBLAS);
 //   - end to end per type (unless --no-e2e): ms per image, audio file, text, 5 s video, 8192-point cloud.
 //
 //   node scripts/bench.mjs [--dir <work dir>] [--types f32,f16,bf16,q8_0] [--threads N] [--repeat N]
@@ -151,6 +153,20 @@ function cpuExtensions() {
   }
 }
 
+// numpy's sgemm on the same threads (its BLAS: OpenBLAS where installed), or null.
+function blasRate(threads) {
+  const python = process.env.IMAGEBIND_LLM_BENCH_NUMPY;
+  if (!python) return null;
+  const code = 'import numpy as np, time, json\n' +
+    'a = np.random.rand(2048, 4096).astype(np.float32); b = np.random.rand(4096, 4096).astype(np.float32)\n' +
+    'a @ b\nts = []\nfor _ in range(3):\n    t = time.perf_counter(); a @ b; ts.append(time.perf_counter() - t)\n' +
+    'print(json.dumps({"ms": min(ts) * 1e3, "gflops": 2 * 2048 * 4096 * 4096 / min(ts) / 1e9}))\n';
+  const env = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  return JSON.parse(execFileSync(python, ['-c', code], { encoding: 'utf8', env }));
+}
+
 function matmulRate(threads) {
   if (!fs.existsSync(driver)) return null;
   return JSON.parse(execFileSync(driver, ['matmul', '2048', '4096', '4096', String(threads), 'f32', '3'], { encoding: 'utf8' }));
@@ -205,6 +221,10 @@ async function main() {
   const rate = matmulRate(threads);
   console.log(rate ? `ggml f32 mul_mat 2048x4096 · 4096x4096, ${threads} threads: ${rate.ms.toFixed(0)} ms, ${rate.gflops.toFixed(1)} GFLOP/s`
     : `(no ${path.relative(root, driver)}: build it with IMAGEBIND_LLM_BUILD_TOOLS=1 for the matmul reference)`);
+
+  const blas = blasRate(threads);
+  if (blas) console.log(`numpy (BLAS) sgemm, same shape and threads: ${blas.ms.toFixed(0)} ms, ${blas.gflops.toFixed(1)} GFLOP/s` +
+    (rate ? ` (ggml: ${((100 * rate.gflops) / blas.gflops).toFixed(0)} % of it)` : ''));
 
   const ort = {};
   const { IMAGEBIND_LLM_BENCH_ORT: ortModule, IMAGEBIND_LLM_BENCH_ONNX: onnxDir } = process.env;
