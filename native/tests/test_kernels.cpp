@@ -195,8 +195,8 @@ void test_kernels(ibl_test & t) {
     ggml_backend_t backend = ggml_backend_dev_init(ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU), nullptr);
     if (!t.check(backend != nullptr, "CPU backend")) return;
     const case_shape cases[] = {
-        {64, 64, 257, 1, false, false},    // fixture-sized linear
-        {400, 40, 33, 1, false, false},    // k blocks with a short last one, a partial register tile
+        {64, 64, 257, 1, false, false},    // fixture-sized linear (257 tokens: the last row by dot products)
+        {400, 40, 33, 1, false, false},    // a partial register tile, the 33rd row by dot products
         {1000, 13, 16, 1, false, false},   // smallest M, a weight panel smaller than one tile
         {17, 100, 70, 1, false, false},    // odd K (bf16 falls back to f32 pairs)
         {80, 36, 50, 3, false, false},     // weight shared by 3 batch entries: one GEMM over 150 rows
@@ -205,7 +205,7 @@ void test_kernels(ibl_test & t) {
         {768, 50, 600, 1, false, true},    // several shared blocks of packed rows
         {2600, 24, 40, 1, false, false},   // three k blocks
         {2601, 30, 20, 2, true, false},    // odd K over three k blocks, a weight per entry
-        {1500, 40, 70, 2, false, false, true},  // + bias, fused into the last of two k blocks
+        {1500, 40, 66, 2, false, false, true},  // + bias, fused into the last of two k blocks; last 4 rows by dot products
         {64, 36, 257, 1, false, true, true},    // + bias, one k block
     };
     for (ggml_type type : {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0}) {
