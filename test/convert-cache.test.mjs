@@ -193,7 +193,7 @@ async function convertError(t, src, code, pattern) {
   t.regex(err.message, pattern);
   t.true(err.message.includes(src), 'names the file');
   t.false(fs.existsSync(out), 'no output left behind');
-  t.false(fs.existsSync(out + '.partial'), 'no partial output left behind');
+  t.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith(`.${path.basename(out)}.`)), [], 'no temporary file left behind');
   return err;
 }
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { cliPath, libIndex, root, tmpDir } from './helpers/paths.mjs';
-import { assets, assertClose, caseByName, fixturePath, imageToClip, manifest, readNpy, tinyA } from './helpers/fixtures.mjs';
+import { MEDIA_SOURCES, assets, assertClose, caseByName, fixturePath, imageToClip, manifest, readNpy, tinyA } from './helpers/fixtures.mjs';
 
 const require = createRequire(import.meta.url);
 const ibl = require(libIndex);
@@ -75,7 +75,7 @@ for (const type of TYPES) {
 }
 
 test('the same cases through the JS API with raw tensors: head output and embedding at f32', async (t) => {
-  const enc = await ibl.loadEncoder(gguf.f32, { threads: 2 });
+  const enc = await ibl.loadEncoder(gguf.f32, { threads: 1 });
   t.teardown(() => enc.dispose());
   for (const name of ['vision_dog_image', 'depth_car', 'imu_walk', 'audio_car_audio']) {
     const c = caseByName(name);
@@ -93,7 +93,7 @@ test('the same cases through the JS API with raw tensors: head output and embedd
 
 for (const mmap of [true, false]) {
   test(`each trunk is loaded at its first use, and only that trunk (${mmap ? 'mapped' : 'read'})`, async (t) => {
-    const enc = await ibl.loadEncoder(gguf.f16, { threads: 2, mmap });
+    const enc = await ibl.loadEncoder(gguf.f16, { threads: 1, mmap });
     t.teardown(() => enc.dispose());
     const loaded = () => Object.entries(enc.info().modalities).filter(([, m]) => m.loaded).map(([k]) => k).sort();
     t.deepEqual(loaded(), []);
@@ -107,25 +107,12 @@ for (const mmap of [true, false]) {
   });
 }
 
-// End to end from the encoded source files (JPEG, 44.1 kHz WAV, both MP4s, PLY, PNGs, npy).
-const SOURCES = [
-  ['image', 'dog_image.jpg', 'vision_dog_image'],
-  ['image', 'car_image.jpg', 'vision_car_image'],
-  ['image', 'bird_image.jpg', 'vision_bird_image'],
-  ['audio', 'dog_audio.wav', 'audio_dog_audio'],
-  ['audio', 'car_audio.wav', 'audio_car_audio'],
-  ['audio', 'bird_audio.wav', 'audio_bird_audio'],
-  ['video', 'photos_5s.mp4', 'video_photos_5s'],
-  ['video', 'short_1p2s.mp4', 'video_short_1p2s'],
-  ['point', 'airplane.ply', 'point_airplane'],
-  ['depth', 'depth_car.png', 'depth_car'],
-  ['thermal', 'thermal_dog.png', 'thermal_dog'],
-  ['imu', 'imu_walk.npy', 'imu_walk'],
-];
+// End to end from the encoded source files (JPEG, 44.1 kHz WAV, both MP4s, PLY, PNGs, npy): MEDIA_SOURCES.
+const SOURCES = MEDIA_SOURCES;
 
 for (const type of TYPES) {
   test(`end to end from the source files at ${type}`, async (t) => {
-    const enc = await ibl.loadEncoder(gguf[type], { threads: 2 });
+    const enc = await ibl.loadEncoder(gguf[type], { threads: 1 });
     t.teardown(() => enc.dispose());
     const res = await enc.embed(SOURCES.map(([kind, file]) => ({ kind, path: path.join(assets, file) })), { raw: true });
     const lines = [];
@@ -146,7 +133,7 @@ for (const type of TYPES) {
 
 test('text through the CLIP tokenizer: every fixture string, both truncation modes', async (t) => {
   const c = caseByName('text');
-  const enc = await ibl.loadEncoder(gguf.f32, { threads: 2 });
+  const enc = await ibl.loadEncoder(gguf.f32, { threads: 1 });
   t.teardown(() => enc.dispose());
   const exp = readNpy(fixturePath(c.expected)).data;
   const D = exp.length / c.strings.length;
@@ -163,20 +150,22 @@ test('text through the CLIP tokenizer: every fixture string, both truncation mod
 });
 
 test('buffers work like paths, and one call batches inputs of several modalities', async (t) => {
-  const enc = await ibl.loadEncoder(gguf.f32, { threads: 2 });
+  const enc = await ibl.loadEncoder(gguf.f32, { threads: 1 });
   t.teardown(() => enc.dispose());
   const [a, b, c] = await enc.embed([
     { kind: 'image', path: path.join(assets, 'car_image.png') },
     { kind: 'image', data: fs.readFileSync(path.join(assets, 'car_image.png')), name: 'car.png' },
     { kind: 'point', data: fs.readFileSync(path.join(assets, 'airplane.xyz')), format: 'xyz' },
   ]);
-  t.deepEqual(Array.from(a.embedding), Array.from(b.embedding));
+  // Equal up to rounding: in one batch the blocked GEMM (patch 0003) takes a batch's last <= 4 token rows
+  // by dot products, which sum in another order than the register tiles of the other rows.
+  assertClose(t, b.embedding, a.embedding, { rel: 1e-5, cosine: 0.9999999 }, 'the buffer against the path');
   t.is(b.input, 'car.png');
   assertClose(t, c.embedding, readNpy(fixturePath(caseByName('point_airplane').expected)).data, 'f32', 'airplane.xyz');
 });
 
 test('bad inputs are clear JS errors naming the file, and the process stays alive', async (t) => {
-  const enc = await ibl.loadEncoder(gguf.f32, { threads: 2 });
+  const enc = await ibl.loadEncoder(gguf.f32, { threads: 1 });
   t.teardown(() => enc.dispose());
   const bad = tmpDir('ibl-bad-');
   const f = (name, bytes) => { const p = path.join(bad, name); fs.writeFileSync(p, bytes); return p; };

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { cliPath, libIndex, tmpDir } from './helpers/paths.mjs';
-import { assertClose, caseByName, compare, fixturePath, imageToClip, manifest, readNpy, tinyA } from './helpers/fixtures.mjs';
+import { assertClose, fixturePath, manifest, readNpy, tinyA } from './helpers/fixtures.mjs';
+import { caseEmbeddings as caseEmbeddingsOf, checkCases, convertLlmFixtures, interleavedGreedy } from './helpers/llm-fixtures.mjs';
 
 const require = createRequire(import.meta.url);
 const ibl = require(libIndex);
@@ -19,47 +20,14 @@ const mmCases = llmCases.filter((c) => c.inputs && c.inputs.length);
 const textOnly = llmCases.find((c) => c.name === 'text_only');
 
 test.before(async () => {
-  files.encoder = path.join(dir, 'encoder-f32.gguf');
-  await ibl.convertImagebind(path.join(tinyA, 'imagebind.pth'), files.encoder, { type: 'f32', config: path.join(tinyA, 'imagebind.config.json') });
-  for (const type of TYPES) {
-    files[type] = await ibl.convertLlm({ llamaDir: path.join(tinyA, 'llama'), adapter: path.join(tinyA, 'adapter.pth'), outPrefix: path.join(dir, `tiny-${type}`), type });
-  }
-  files.cache = path.join(dir, 'cache-f32.gguf');
-  await ibl.convertCache(path.join(tinyA, 'knn.index'), files.cache, { type: 'f32' });
+  Object.assign(files, await convertLlmFixtures(ibl, dir, TYPES));
 });
 
 async function load(type, withCache = true) {
-  return ibl.ImageBindLLM.load({ model: files[type].llm, bind: files[type].bind, cache: withCache ? files.cache : undefined, encoder: files.encoder, threads: 2 });
+  return ibl.ImageBindLLM.load({ model: files[type].llm, bind: files[type].bind, cache: withCache ? files.cache : undefined, encoder: files.encoder, threads: 1 });
 }
 
-// The ImageBind embeddings of a case's inputs, from the fixture input tensors (the fixtures' e_i).
-async function caseEmbeddings(llm, c) {
-  const enc = await ibl.loadEncoder(files.encoder, { threads: 2 });
-  try {
-    const out = [];
-    for (const inp of c.inputs) {
-      const ic = caseByName(inp.imagebind_case);
-      const x = readNpy(fixturePath(ic.input));
-      let data = x.data;
-      if (ic.input_tiling) {
-        const reps = ic.input_tiling.repeats;
-        data = new Float32Array(x.data.length * reps);
-        for (let r = 0; r < reps; r++) data.set(x.data, r * x.data.length);
-      }
-      if (inp.imagebind_modality === 'vision' && x.shape.length === 4) data = imageToClip(x.data, x.shape);
-      if (inp.imagebind_modality === 'point') {
-        const [r] = await enc.embed([{ kind: 'point', path: path.join(tinyA, '..', 'assets', 'airplane.npy') }]);
-        out.push(r.embedding);
-        continue;
-      }
-      const [r] = await enc.embed([{ kind: 'tensor', modality: inp.imagebind_modality, tensor: { data, shape: [data.length] } }]);
-      out.push(r.embedding);
-    }
-    return { embeddings: out, weights: c.inputs.map((i) => i.weight) };
-  } finally {
-    enc.dispose();
-  }
-}
+const caseEmbeddings = (llm, c) => caseEmbeddingsOf(ibl, files.encoder, c);
 
 test('the converted LLM tokenizes every fixture prompt to the fixture ids', async (t) => {
   const llm = await load('f32', false);
@@ -93,34 +61,8 @@ for (const type of TYPES) {
   test(`prompt logits and greedy generation with the injection, with and without the cache (${type})`, async (t) => {
     const llm = await load(type);
     t.teardown(() => llm.dispose());
-    const lines = [];
-    for (const c of mmCases) {
-      const { embeddings, weights } = await caseEmbeddings(llm, c);
-      const greedy = JSON.parse(fs.readFileSync(fixturePath(c.expected.greedy), 'utf8'));
-      for (const knn of [false, true]) {
-        const k = c.expected.knn_search;
-        const v = await llm.visualFromEmbeddings(embeddings, weights, knn ? { k: k.cache_size, t: k.cache_t, weight: k.cache_weight } : false);
-        const s = await llm.createSession({ contextSize: 512 });
-        try {
-          const r = await s.ask(c.prompt, { raw: true, visual: v, temperature: 0, maxTokens: 12, logits: true, stepLogits: true });
-          t.deepEqual(r.promptTokens, c.prompt_tokens);
-          const g = greedy[knn ? 'knn' : 'no_knn'];
-          const cmp = assertClose(t, r.logits, readNpy(fixturePath(knn ? c.expected.logits_knn : c.expected.logits)).data, TOL[type], `${c.name}${knn ? ' knn' : ''} logits`);
-          const steps = readNpy(fixturePath(g.step_logits));
-          const n = llm.info.nVocab;
-          let worst = 1;
-          // Step i's logits are comparable while the generated prefix is the reference's (q8_0 may diverge).
-          let same = 0;
-          while (same < r.tokens.length && r.tokens[same] === g.tokens[same]) same++;
-          r.stepLogits.forEach((row, i) => { if (i < steps.shape[0] && i <= same) worst = Math.min(worst, compare(row, steps.data.subarray(i * n, (i + 1) * n)).cosine); });
-          if (type !== 'q8_0') t.deepEqual(r.tokens, g.tokens, `${c.name}${knn ? ' knn' : ''} greedy tokens (${type})`);
-          t.true(worst >= (type === 'f32' ? 0.99999 : TOL[type].cosine), `${c.name} step logits cosine ${worst}`);
-          lines.push(`${c.name}${knn ? ' +knn' : ''}: logits cosine ${cmp.cosine.toFixed(7)}, max diff ${cmp.relDiff.toExponential(2)} of max; worst step cosine ${worst.toFixed(7)}; tokens ${same === g.tokens.length ? 'identical' : `identical for ${same} of ${g.tokens.length}`}`);
-        } finally {
-          s.dispose();
-        }
-      }
-    }
+    const lines = await checkCases(t, ibl, llm, files.encoder, mmCases,
+      { tol: TOL[type], stepCos: type === 'f32' ? 0.99999 : TOL[type].cosine, tokensMayDiffer: type === 'q8_0', what: ` (${type})` });
     t.log(lines.join('\n'));
   });
 }
@@ -143,26 +85,8 @@ test('text only: no injection, the plain fine-tuned model (logits and greedy tok
 test('two contexts over one model, each with its own image, generate interleaved and match their single-context runs', async (t) => {
   const llm = await load('f32', false);
   t.teardown(() => llm.dispose());
-  const [a, b] = [mmCases[0], mmCases.find((c) => c.name === 'point')];
-  const va = await llm.visualFromEmbeddings(...Object.values(await caseEmbeddings(llm, a)), false);
-  const vb = await llm.visualFromEmbeddings(...Object.values(await caseEmbeddings(llm, b)), false);
-  const sa = await llm.createSession({ contextSize: 512 });
-  const sb = await llm.createSession({ contextSize: 512 });
-  t.teardown(() => { sa.dispose(); sb.dispose(); });
-  // Turn 1: each prompt with one token generated, then both continue a token at a time, alternating.
-  const ta = [], tb = [];
-  let ra = await sa.ask(a.prompt, { raw: true, visual: va, temperature: 0, maxTokens: 1 });
-  let rb = await sb.ask(b.prompt, { raw: true, visual: vb, temperature: 0, maxTokens: 1 });
-  ta.push(...ra.tokens); tb.push(...rb.tokens);
-  for (let i = 1; i < 12; i++) {
-    ra = await sa.continue({ temperature: 0, maxTokens: 1 });
-    rb = await sb.continue({ temperature: 0, maxTokens: 1 });
-    ta.push(...ra.tokens); tb.push(...rb.tokens);
-  }
-  const ga = JSON.parse(fs.readFileSync(fixturePath(a.expected.greedy), 'utf8')).no_knn.tokens;
-  const gb = JSON.parse(fs.readFileSync(fixturePath(b.expected.greedy), 'utf8')).no_knn.tokens;
-  t.deepEqual(ta, ga);
-  t.deepEqual(tb, gb);
+  const { got, want } = await interleavedGreedy(ibl, llm, files.encoder, mmCases);
+  t.deepEqual(got, want);
 });
 
 test('bad model files and mismatches are clear errors', async (t) => {
@@ -208,7 +132,7 @@ test('bad model files and mismatches are clear errors', async (t) => {
 test('CLI ask: --json with text, tokens, promptTokens and --logits; streaming text without --json', (t) => {
   const c = mmCases[0];
   const img = path.join(tinyA, '..', 'assets', 'dog_image.png');
-  const base = ['ask', '--encoder', files.encoder, '--model', files.f32.llm, '--bind', files.f32.bind, '--image', img, '--temperature', '0', '--max-tokens', '12', '--threads', '2'];
+  const base = ['ask', '--encoder', files.encoder, '--model', files.f32.llm, '--bind', files.f32.bind, '--image', img, '--temperature', '0', '--max-tokens', '12', '--threads', '1'];
   const out = JSON.parse(execFileSync(process.execPath, [cliPath, ...base, '--json', '--logits', c.instruction], { encoding: 'utf8' }));
   t.deepEqual(out.promptTokens, c.prompt_tokens);
   const greedy = JSON.parse(fs.readFileSync(fixturePath(c.expected.greedy), 'utf8'));
@@ -218,6 +142,6 @@ test('CLI ask: --json with text, tokens, promptTokens and --logits; streaming te
   const text = execFileSync(process.execPath, [cliPath, ...base, c.instruction], { encoding: 'utf8' });
   t.is(text.trim(), greedy.no_knn.text.trim());
   const err = t.throws(() => execFileSync(process.execPath, [cliPath, 'ask', '--model', files.f32.llm, '--bind', files.f32.bind, '--image', img, 'hi'], { encoding: 'utf8', stdio: 'pipe' }));
-  t.is(err.status, 1);
-  t.regex(err.stderr, /need an encoder/);
+  t.is(err.status, 2);
+  t.regex(err.stderr, /--image needs --encoder/);
 });

@@ -207,7 +207,7 @@ test('option checks', async (t) => {
   const v = asset('short_1p2s.mp4');
   t.is((await t.throwsAsync(decodeVideoClips(v, { clipDuration: [1.5, 2] }))).name, 'TypeError');
   t.is((await t.throwsAsync(decodeVideoClips(v, { clipsPerVideo: 0 }))).name, 'RangeError');
-  t.regex((await t.throwsAsync(decodeVideoClips(v, { clipDuration: 0.5 }))).message, /framesPerClip must be a positive integer/);
+  t.regex((await t.throwsAsync(decodeVideoClips(v, { clipDuration: 0.5 }))).message, /framesPerClip must be an integer from 1 to 64/);
   const r = await decodeVideoClips(v, { clipDuration: 0.5, framesPerClip: 1, clipsPerVideo: 1 });
   t.deepEqual([r.clips[0].start, r.clips[0].end, r.clips[0].frameCount], [[0, 1], [1, 2], 13]); // pts 0 … 6144 < 6400
 });

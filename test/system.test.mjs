@@ -1,6 +1,7 @@
 import test from 'ava';
 import fs from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { cliPath, libIndex, pkg } from './helpers/paths.mjs';
 
@@ -38,6 +39,27 @@ test('CLI info --json reports versions and backends', (t) => {
   t.is(out.versions.package, pkg.version);
   t.true(out.backends.some((b) => b.name === 'CPU'));
   t.truthy(out.addonPath);
+  t.is(out.modules.cpuVariant, ibl.backendModules().cpuVariant);
+  const text = execFileSync(process.execPath, [cliPath, 'info'], { encoding: 'utf8' });
+  t.regex(text, /^CPU variant +\S+ \(\S*ggml-cpu\S*\)$/m);
+});
+
+test('the backends are modules loaded beside libggml, and info names the CPU module chosen', (t) => {
+  const m = ibl.backendModules();
+  t.true(fs.existsSync(m.dir));
+  t.true(m.modules.includes(m.cpuModule));
+  t.true(fs.existsSync(path.join(m.dir, m.cpuModule)));
+  // One module named for how it was compiled, or (IMAGEBIND_LLM_CPU_VARIANTS=1) the variant chosen.
+  if (/^(lib)?ggml-cpu\.(so|dll)$/.test(m.cpuModule)) t.true(['native', 'generic'].includes(m.cpuVariant), m.cpuVariant);
+  else t.true(m.cpuModule.includes(`ggml-cpu-${m.cpuVariant}.`), `${m.cpuModule} is variant ${m.cpuVariant}`);
+  t.is(ibl.addonSource().kind, 'source');
+});
+
+test('IMAGEBIND_LLM_CPU_VARIANT naming a variant the build lacks is a clear error', (t) => {
+  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(libIndex)}).backendModules()`],
+    { encoding: 'utf8', env: { ...process.env, IMAGEBIND_LLM_CPU_VARIANT: 'no-such-cpu' } });
+  t.not(r.status, 0);
+  t.regex(r.stderr, /ERR_NO_BACKEND|IMAGEBIND_LLM_CPU_VARIANT=no-such-cpu: no such CPU module/);
 });
 
 test('CLI exits non-zero with a message on an unknown command', (t) => {

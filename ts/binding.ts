@@ -1,21 +1,74 @@
-// The one place the native addon is loaded from. It looks in the places a build or a prebuilt package
-// puts it and, when it cannot load it, says which file is missing or for which platform it was built.
+// The one place the native addon is loaded from, in this order: IMAGEBIND_LLM_ADDON, a source build
+// in this package (build/Release), the prebuilt platform package npm installed for this machine
+// (@imagebind-llm/<platform>-<arch>, plus any GPU flavour package whose runtime is present), then a clear
+// error that says how to build from source. When it cannot load a file it says which file is missing,
+// for which platform it was built, or which package version does not match.
 import fs from 'node:fs';
 import path from 'node:path';
-import { ImagebindError } from './errors';
+import { ImageBindError } from './errors';
 import type { NativeAddon } from './native';
+import { GPU_FLAVOURS, type GpuFlavour, gpuRuntimePresent, packageName, platformKey } from './platform';
 
 export const packageRoot = path.resolve(__dirname, '..');
 const ADDON_FILE = 'imagebind_llm.node';
+/** Where a platform package keeps the addon, its libraries and ggml's backend modules. */
+export const PREBUILT_BIN_DIR = 'bin';
+
+function ownVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+export interface PrebuiltPackage {
+  name: string;
+  /** The package folder; the addon and libraries are in its bin/. */
+  dir: string;
+  version: string;
+  flavour?: GpuFlavour;
+}
+
+/**
+ * The platform package `name` if npm installed it (resolved from this package, as Node would), else
+ * null. A package of another version than this one is ERR_ADDON_VERSION naming both versions.
+ */
+export function findPrebuilt(name: string, resolveFrom: string = packageRoot, version: string = ownVersion()): PrebuiltPackage | null {
+  let pj: string;
+  try {
+    pj = require.resolve(`${name}/package.json`, { paths: [resolveFrom] });
+  } catch {
+    return null;
+  }
+  const found = (JSON.parse(fs.readFileSync(pj, 'utf8')) as { version: string }).version;
+  if (found !== version) {
+    throw new ImageBindError('ERR_ADDON_VERSION',
+      `imagebind-llm ${version} found ${name} ${found} (${path.dirname(pj)}): the two must be the same version. ` +
+      `Install ${name}@${version}, or reinstall imagebind-llm.`);
+  }
+  return { name, dir: path.dirname(pj), version: found };
+}
+
+/** Installed GPU flavour packages for this platform whose runtime (Vulkan loader, CUDA driver) is present. */
+export function findGpuPrebuilts(key: string = platformKey(), resolveFrom: string = packageRoot,
+  runtimePresent: (f: GpuFlavour) => boolean = (f) => gpuRuntimePresent(f)): PrebuiltPackage[] {
+  const out: PrebuiltPackage[] = [];
+  for (const flavour of GPU_FLAVOURS[key] ?? []) {
+    const p = findPrebuilt(packageName(key, flavour), resolveFrom);
+    if (p && runtimePresent(flavour)) out.push({ ...p, flavour });
+  }
+  return out;
+}
 
 /** Where the addon may be, in the order tried. IMAGEBIND_LLM_ADDON overrides all of them. */
 export function addonCandidates(env: NodeJS.ProcessEnv = process.env): string[] {
   if (env.IMAGEBIND_LLM_ADDON) return [path.resolve(env.IMAGEBIND_LLM_ADDON)];
-  return [
+  const out = [
     path.join(packageRoot, 'build', 'Release', ADDON_FILE),
     path.join(packageRoot, 'build', 'Debug', ADDON_FILE),
-    path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, ADDON_FILE),
   ];
+  // A source build wins: the platform package is not even looked at (nor its version checked).
+  if (out.some((p) => fs.existsSync(p))) return out;
+  const prebuilt = findPrebuilt(packageName(platformKey()));
+  if (prebuilt) out.push(path.join(prebuilt.dir, PREBUILT_BIN_DIR, ADDON_FILE));
+  return out;
 }
 
 interface BinaryTarget { platform: string; arch?: string }
@@ -56,17 +109,19 @@ export function binaryTarget(file: string): BinaryTarget | null {
 export function loadAddonFrom(candidates: string[]): NativeAddon {
   const found = candidates.find((p) => fs.existsSync(p));
   if (!found) {
-    throw new ImagebindError(
+    const pkg = packageName(platformKey());
+    throw new ImageBindError(
       'ERR_ADDON_NOT_FOUND',
       `imagebind-llm: the native addon is missing. Looked for:\n  ${candidates.join('\n  ')}\n` +
-        `Build it with \`npm run build:native\` in ${packageRoot} (needs CMake, a C++17 compiler and git), ` +
-        `or reinstall the package. (npm 11 may skip a dependency's install script until it is approved: ` +
-        `\`npm install-scripts approve imagebind-llm\`.)`,
+        `No prebuilt package ${pkg} is installed: npm installs it as an optional dependency where one is published ` +
+        `(not with --omit=optional / --no-optional). To build from source instead (needs CMake >= 3.19, a C++17 compiler, git, ` +
+        `and cmake-js, node-addon-api and tar in your project): \`npm rebuild imagebind-llm --build-from-source\`, ` +
+        `or \`npm run build:native\` in ${packageRoot}.`,
     );
   }
   const target = binaryTarget(found);
   if (target && (target.platform !== process.platform || (target.arch && target.arch !== process.arch))) {
-    throw new ImagebindError(
+    throw new ImageBindError(
       'ERR_ADDON_PLATFORM',
       `imagebind-llm: ${found} was built for ${target.platform}${target.arch ? '-' + target.arch : ''}, ` +
         `but this is ${process.platform}-${process.arch}. Rebuild it here with \`npm run build:native\`.`,
@@ -77,24 +132,55 @@ export function loadAddonFrom(candidates: string[]): NativeAddon {
     return require(found) as NativeAddon;
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
-    throw new ImagebindError('ERR_ADDON_LOAD', `imagebind-llm: cannot load ${found}: ${msg}`, { cause: e });
+    throw new ImageBindError('ERR_ADDON_LOAD', `imagebind-llm: cannot load ${found}: ${msg}`, { cause: e });
   }
 }
 
-let cached: { addon: NativeAddon; path: string } | null = null;
+export interface AddonSource {
+  path: string;
+  /** "env" (IMAGEBIND_LLM_ADDON), "source" (a build in this package) or "prebuilt" (a platform package). */
+  kind: 'env' | 'source' | 'prebuilt';
+  /** The platform package, for a prebuilt addon. */
+  package: PrebuiltPackage | null;
+  /** GPU flavour packages whose backend modules were added (prebuilt only). */
+  gpuPackages: PrebuiltPackage[];
+}
+
+let cached: { addon: NativeAddon; source: AddonSource } | null = null;
+
+function chooseSource(): AddonSource {
+  const candidates = addonCandidates();
+  const found = candidates.find((p) => fs.existsSync(p)) ?? candidates[0];
+  if (process.env.IMAGEBIND_LLM_ADDON) return { path: found, kind: 'env', package: null, gpuPackages: [] };
+  const prebuilt = findPrebuilt(packageName(platformKey()));
+  if (prebuilt && found === path.join(prebuilt.dir, PREBUILT_BIN_DIR, ADDON_FILE)) {
+    return { path: found, kind: 'prebuilt', package: prebuilt, gpuPackages: findGpuPrebuilts() };
+  }
+  return { path: found, kind: 'source', package: null, gpuPackages: [] };
+}
 
 /** The loaded addon (loaded on first use, so importing the package never fails by itself). */
 export function addon(): NativeAddon {
   if (!cached) {
-    const candidates = addonCandidates();
-    const a = loadAddonFrom(candidates);
-    cached = { addon: a, path: candidates.find((p) => fs.existsSync(p))! };
+    const source = chooseSource();
+    const a = loadAddonFrom(addonCandidates());
+    // The GPU modules are loaded with the rest on first use of a backend, from here on.
+    for (const g of source.gpuPackages) a.addBackendDir(path.join(g.dir, PREBUILT_BIN_DIR));
+    cached = { addon: a, source };
+    // process.exit() joins the native thread pool: running encodes and generations must stop first.
+    process.once('exit', () => a.stopJobs?.());
   }
   return cached.addon;
 }
 
+/** Which addon was (or would be) loaded, and from where. */
+export function addonSource(): AddonSource {
+  if (cached) return cached.source;
+  return chooseSource();
+}
+
 /** Path of the addon file that was (or would be) loaded. */
 export function addonPath(): string | null {
-  if (cached) return cached.path;
+  if (cached) return cached.source.path;
   return addonCandidates().find((p) => fs.existsSync(p)) ?? null;
 }

@@ -1,10 +1,13 @@
 // The ImageBind encoder API: load an encoder GGUF, embed inputs of any modality into one space.
 // File reading and media decoding are asynchronous; preprocessing and the GGML graphs run on a native
 // worker thread, so nothing here blocks the event loop.
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import { addon } from './binding';
-import { ImagebindError } from './errors';
+import { withAbortToken } from './abort';
+import { AbortError, ImageBindError, throwIfAborted } from './errors';
+import { READ_LIMITS, readRegular } from './files';
+import { resolveModels } from './models';
+import { checkDevice, checkInt, checkThreads } from './options';
 import { decodeAudio, decodeVideoClips } from './media';
 import { embedPipeline, type NativeEmbedding, type NativeInput, type VideoSource } from './embed-pipeline';
 import type { Modality } from './keys';
@@ -47,12 +50,18 @@ export interface Embedding {
 }
 
 export interface EncoderLoadOptions {
-  /** CPU threads for the graphs (default: 4). */
+  /** CPU threads for the graphs (default: the cores this process may use; `threadLimits()`). */
   threads?: number;
   /** "auto" (a GPU when the build has one, else CPU), "cpu", or a ggml device name. */
   device?: string;
   /** CPU: use the weights in place from the memory-mapped file (default); false reads each trunk's at its first use. */
   mmap?: boolean;
+  /** Stops the load (AbortError). */
+  signal?: AbortSignal;
+  /** Called with the fraction of the weights read (0 … 1). */
+  onProgress?: (fraction: number) => void;
+  /** Without a file: the model folder whose encoder to load (default: IMAGEBIND_LLM_MODELS, else the user's cache folder). */
+  models?: string;
 }
 
 export interface EncoderInfo {
@@ -81,20 +90,8 @@ const KIND_MODALITY: Record<InputKind, Modality> = {
   image: 'vision', video: 'vision', audio: 'audio', text: 'text', depth: 'depth', thermal: 'thermal', imu: 'imu', point: 'point',
 };
 
-function abortError(): ImagebindError {
-  return new ImagebindError('ABORT_ERR', 'The operation was aborted');
-}
-
-async function readInput(p: string, signal?: AbortSignal): Promise<Uint8Array> {
-  try {
-    return await fs.readFile(p, { signal });
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.name === 'AbortError') throw abortError();
-    if (err.code === 'ENOENT') throw new ImagebindError('ERR_FILE_NOT_FOUND', `${p}: file not found`);
-    if (err.code === 'EISDIR') throw new ImagebindError('ERR_FILE_READ', `${p}: is a directory`);
-    throw new ImagebindError('ERR_FILE_READ', `${p}: ${err.message}`);
-  }
+function readInput(p: string, signal?: AbortSignal): Promise<Uint8Array> {
+  return readRegular(p, READ_LIMITS.input, 'an input file', signal);
 }
 
 function describe(input: EmbedInput): string {
@@ -113,9 +110,21 @@ export class ImageBindEncoder {
   }
 
   /** Loads an encoder GGUF (made by `imagebind-llm convert imagebind`) off the JS thread. */
-  static async load(file: string, options: EncoderLoadOptions = {}): Promise<ImageBindEncoder> {
-    if (typeof file !== 'string' || !file) throw new ImagebindError('ERR_INVALID_ARG_TYPE', 'ImageBindEncoder.load: expected a .gguf path');
-    const native = (await addon().loadEncoder(file, { threads: options.threads ?? 4, device: options.device ?? 'auto', mmap: options.mmap ?? true })) as NativeEncoder;
+  static async load(file?: string | EncoderLoadOptions, options: EncoderLoadOptions = {}): Promise<ImageBindEncoder> {
+    if (file === undefined || (typeof file === 'object' && file !== null)) {
+      // load(), load({ models }): the model folder's encoder.
+      options = (file as EncoderLoadOptions | undefined) ?? options;
+      const set = resolveModels({ models: options.models });
+      if (!set.encoder) throw new ImageBindError('ERR_MODELS_MISSING', `the model folder ${set.dir} has no encoder: run \`imagebind-llm pull\`, or pass a .gguf path`);
+      file = set.encoder;
+    }
+    if (typeof file !== 'string' || !file) throw new ImageBindError('ERR_INVALID_ARG_TYPE', 'ImageBindEncoder.load: expected a .gguf path');
+    const threads = checkThreads(options.threads);
+    const device = checkDevice(options.device);
+    if (options.mmap !== undefined && typeof options.mmap !== 'boolean') throw new ImageBindError('ERR_INVALID_ARG', 'mmap must be true or false');
+    const mmap = options.mmap ?? true;
+    const native = await withAbortToken(options.signal, (token) =>
+      addon().loadEncoder(file, { threads, device, mmap }, token, options.onProgress)) as NativeEncoder;
     return new ImageBindEncoder(native, file);
   }
 
@@ -124,7 +133,7 @@ export class ImageBindEncoder {
   }
 
   #live(): NativeEncoder {
-    if (!this.#native) throw new ImagebindError('ERR_DISPOSED', `the encoder ${this.path} has been disposed`);
+    if (!this.#native) throw new ImageBindError('ERR_DISPOSED', `the encoder ${this.path} has been disposed`);
     return this.#native;
   }
 
@@ -137,11 +146,11 @@ export class ImageBindEncoder {
     const name = describe(input);
     if (input.kind === 'tensor') return { modality: input.modality, name, tensor: input.tensor };
     if (input.kind === 'text') {
-      if (typeof input.text !== 'string') throw new ImagebindError('ERR_INVALID_ARG_TYPE', 'text input: expected a string');
+      if (typeof input.text !== 'string') throw new ImageBindError('ERR_INVALID_ARG_TYPE', 'text input: expected a string');
       return { modality: 'text', name: input.text.slice(0, 80), text: input.text };
     }
     const modality = KIND_MODALITY[input.kind];
-    if (!modality) throw new ImagebindError('ERR_INVALID_ARG', `unknown input kind '${(input as { kind: string }).kind}'`);
+    if (!modality) throw new ImageBindError('ERR_INVALID_ARG', `unknown input kind '${(input as { kind: string }).kind}'`);
     const source = 'path' in input ? input.path : input.data;
     const ext = (input.format ?? path.extname(name).slice(1)).toLowerCase();
     if (input.kind === 'audio' && ext !== 'wav') {
@@ -162,7 +171,7 @@ export class ImageBindEncoder {
       };
     }
     const bytes = 'path' in input ? await readInput(input.path, signal) : input.data;
-    if (!(bytes instanceof Uint8Array)) throw new ImagebindError('ERR_INVALID_ARG_TYPE', `${name}: data must be a Uint8Array`);
+    if (!(bytes instanceof Uint8Array)) throw new ImageBindError('ERR_INVALID_ARG_TYPE', `${name}: data must be a Uint8Array`);
     const format = input.format ?? (path.extname(name).slice(1).toLowerCase() || undefined);
     return { modality, name, bytes, format };
   }
@@ -170,25 +179,14 @@ export class ImageBindEncoder {
   /** Embeds inputs of any modalities; results come back in input order. */
   async embed(inputs: EmbedInput[], options: EmbedOptions = {}): Promise<Embedding[]> {
     const native = this.#live();
-    if (!Array.isArray(inputs)) throw new ImagebindError('ERR_INVALID_ARG_TYPE', 'embed: expected an array of inputs');
+    if (!Array.isArray(inputs)) throw new ImageBindError('ERR_INVALID_ARG_TYPE', 'embed: expected an array of inputs');
     const { signal } = options;
-    if (signal?.aborted) throw abortError();
+    checkInt(options.maxBatch, 'maxBatch', 1, 4096);
+    throwIfAborted(signal);
     const prepared = await Promise.all(inputs.map((i) => this.#prepare(i, signal)));
-    if (signal?.aborted) throw abortError();
-    const token = new (addon().AbortToken)();
-    const onAbort = () => token.abort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    let results: NativeEmbedding[];
-    try {
-      const call = (batch: NativeInput[], onProgress: (done: number, total: number) => void) =>
-        native.embed(batch, { truncation: options.truncation, maxBatch: options.maxBatch }, token, onProgress);
-      results = await embedPipeline(call, prepared, options.onProgress);
-    } catch (e) {
-      if ((e as { code?: string }).code === 'ERR_ABORTED') throw abortError();
-      throw e;
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-    }
+    const results = await withAbortToken(signal, (token) =>
+      embedPipeline((batch, onProgress) => native.embed(batch, { truncation: options.truncation, maxBatch: options.maxBatch }, token, onProgress),
+        prepared, options.onProgress));
     return results.map((r, i) => {
       const input = inputs[i]!;
       const out: Embedding = { kind: input.kind, modality: r.modality, input: describe(input), embedding: r.embedding, clips: r.clips };
@@ -209,15 +207,20 @@ export class ImageBindEncoder {
   [Symbol.dispose](): void {
     this.dispose();
   }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
+  }
 }
 
-export function loadEncoder(file: string, options?: EncoderLoadOptions): Promise<ImageBindEncoder> {
+/** Loads an encoder GGUF; `loadEncoder()` or `loadEncoder({ models })` loads the model folder's. */
+export function loadEncoder(file?: string | EncoderLoadOptions, options?: EncoderLoadOptions): Promise<ImageBindEncoder> {
   return ImageBindEncoder.load(file, options);
 }
 
 /** Cosine similarity of two vectors. */
 export function cosineSimilarity(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) throw new ImagebindError('ERR_INVALID_ARG', `vectors of different lengths (${a.length} and ${b.length})`);
+  if (a.length !== b.length) throw new ImageBindError('ERR_INVALID_ARG', `vectors of different lengths (${a.length} and ${b.length})`);
   let dot = 0, na = 0, nb = 0;
   for (let i = 0; i < a.length; i++) {
     dot += a[i]! * b[i]!;

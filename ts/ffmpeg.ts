@@ -5,7 +5,7 @@
 //   3. the optional dependency `@ffmpeg-installer/ffmpeg` (its binary ships inside the npm package);
 //   4. `ffmpeg` on the PATH.
 import { execFile } from 'node:child_process';
-import { ImagebindError } from './errors';
+import { ImageBindError } from './errors';
 
 export type FfmpegSource = 'FFMPEG_PATH' | 'ffmpeg-static' | '@ffmpeg-installer/ffmpeg' | 'PATH';
 
@@ -83,7 +83,7 @@ async function search(options: FindFfmpegOptions): Promise<FfmpegInfo> {
     try {
       return { path: override, source: 'FFMPEG_PATH', version: await probeFfmpeg(override, env) };
     } catch (e) {
-      throw new ImagebindError('ERR_FFMPEG_NOT_FOUND',
+      throw new ImageBindError('ERR_FFMPEG_NOT_FOUND',
         `FFMPEG_PATH is set to ${override}, but that ffmpeg does not run: ${(e as Error).message}`);
     }
   }
@@ -111,7 +111,7 @@ async function search(options: FindFfmpegOptions): Promise<FfmpegInfo> {
   } catch (e) {
     tried.push(`PATH: ${(e as Error).message}`);
   }
-  throw new ImagebindError('ERR_FFMPEG_NOT_FOUND',
+  throw new ImageBindError('ERR_FFMPEG_NOT_FOUND',
     `ffmpeg is needed to decode audio and video, but none runs here. Tried:\n  ${tried.join('\n  ')}\n` +
     'Install ffmpeg, or set FFMPEG_PATH to an ffmpeg executable.');
 }

@@ -1,14 +1,14 @@
 // GGUF files: inspect any .gguf (keys, tensor names/types/shapes) and write one through ggml's own
 // gguf API (what the converters and tests use).
 import { addon } from './binding';
-import { ImagebindError } from './errors';
+import { ImageBindError } from './errors';
 import type { GgufInfo, GgufWriteSpec } from './native';
 
 export type { GgufInfo, GgufTensorInfo, GgufWriteSpec, GgufMetaEntry, GgufTensorSpec, GgufValue } from './native';
 
 function checkPath(path: unknown, fn: string): asserts path is string {
   if (typeof path !== 'string' || path.length === 0) {
-    throw new ImagebindError('ERR_INVALID_ARG_TYPE', `${fn}: expected a file path string, received ${path === '' ? 'an empty string' : typeof path}`);
+    throw new ImageBindError('ERR_INVALID_ARG_TYPE', `${fn}: expected a file path string, received ${path === '' ? 'an empty string' : typeof path}`);
   }
 }
 

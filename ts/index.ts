@@ -1,8 +1,12 @@
 // imagebind-llm public API.
-export { ImagebindError } from './errors';
-export { addonPath, addonCandidates, loadAddonFrom, binaryTarget } from './binding';
-export { versions, backends, systemInfo, setVerbose, installationInfo } from './system';
-export type { InstallationInfo, BackendInfo, DeviceInfo, NativeVersions } from './system';
+export { ImageBindError, ImagebindError, AbortError, isAbortError } from './errors';
+export { threadLimits } from './options';
+export { addonPath, addonCandidates, addonSource, loadAddonFrom, binaryTarget, findPrebuilt, findGpuPrebuilts } from './binding';
+export type { AddonSource, PrebuiltPackage } from './binding';
+export { packageName, platformKey, gpuRuntimePresent, CPU_PLATFORMS, GPU_FLAVOURS } from './platform';
+export type { GpuFlavour } from './platform';
+export { versions, backends, devices, backendModules, systemInfo, setVerbose, installationInfo } from './system';
+export type { InstallationInfo, BackendInfo, BackendModules, DeviceInfo, NativeVersions } from './system';
 export { inspectGguf, writeGguf } from './gguf';
 export type { GgufInfo, GgufTensorInfo, GgufWriteSpec, GgufMetaEntry, GgufTensorSpec, GgufValue } from './gguf';
 export { findFfmpeg, probeFfmpeg } from './ffmpeg';
@@ -17,4 +21,12 @@ export { convertCache, readFaissHeader, type ConvertCacheOptions, type ConvertCa
 export { ImageBindEncoder, loadEncoder, cosineSimilarity, similarityMatrix, zeroShot } from './encoder';
 export type { EmbedInput, EmbedOptions, Embedding, EncoderInfo, EncoderLoadOptions, InputKind } from './encoder';
 export { ImageBindLLM, ChatSession, loadLlm, formatPrompt } from './llm';
-export type { LlmLoadOptions, AskOptions, AskResult, AskInput, SamplingOptions, CacheOptions, VisualResult, LlmInfo } from './llm';
+export type { LlmLoadOptions, AskOptions, AskResult, AskTimings, AskInput, SamplingOptions, CacheOptions, VisualResult, LlmInfo, SessionOptions } from './llm';
+export { MediaIndex, SqliteStore, recognise as recogniseMedia, walk as walkMedia, encoderIdentity, MEDIA_KINDS } from './search';
+export type { AddOptions, AddResult, IndexProgress, MediaIndexOptions, SearchInput, SearchOptions, SearchQuery, SearchResult, VectorStore, StoredItem, NewItem, StoreHit, EncoderStamp, StoreStats, MediaKind } from './search';
+export { openSafetensors, SafetensorsFile } from './safetensors';
+export type { SafetensorsTensorInfo } from './safetensors';
+export { resolveModels, modelsDir, defaultModelsDir, readModelManifest, MODEL_ROLES } from './models';
+export type { ModelSet, ModelManifest, ModelEntry, ModelRole, ModelSource } from './models';
+export { pull, RELEASED } from './pull';
+export type { PullOptions, PullResult, PullEvent } from './pull';

@@ -5,6 +5,7 @@ export const KEY = {
   ARCH: 'general.architecture',
   NAME: 'general.name',
   FILE_TYPE: 'general.file_type',
+  CONVERSION_ID: 'imagebind_llm.conversion_id',
   OUT_DIM: 'imagebind.out_embed_dim',
   MODALITIES: 'imagebind.modalities',
 } as const;

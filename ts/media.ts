@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { findFfmpeg } from './ffmpeg';
-import { ImagebindError } from './errors';
+import { AbortError, ImageBindError, throwIfAborted } from './errors';
 
 /** A file path, or the file's bytes. */
 export type MediaInput = string | Uint8Array;
@@ -23,6 +23,17 @@ export type Fraction = [number, number];
 export interface MediaOptions {
   signal?: AbortSignal;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Bounds on what decoding may produce (README: "What is refused").
+
+/** The longest audio read whole (it is resampled in memory); the native reader has the same bound. */
+export const MAX_AUDIO_SECONDS = 1800;
+const MAX_AUDIO_CHANNELS = 16;
+const MAX_FRAME_SIDE = 16384;
+const MAX_FRAME_PIXELS = 8192 * 8192;
+const MAX_CLIPS = 64;
+const MAX_FRAMES_PER_CLIP = 64;
 
 // ---------------------------------------------------------------------------------------------
 // Audio
@@ -49,15 +60,48 @@ export async function decodeAudio(input: MediaInput, opts: MediaOptions = {}): P
     ];
     const run = startFfmpeg(ff.path, args, { label, file, stream: 'audio', signal: opts.signal });
     const chunks: Buffer[] = [];
-    run.stdout.on('data', (c: Buffer) => chunks.push(c));
+    // The decoded size is known only once decoding runs (a small FLAC of hours of silence decodes to
+    // gigabytes): stop at the first byte beyond MAX_AUDIO_SECONDS of the stream's own format.
+    let total = 0;
+    let limit = Infinity;
+    run.stdout.on('data', (c: Buffer) => {
+      chunks.push(c);
+      total += c.length;
+      if (limit === Infinity && total >= 64) {
+        const head = Buffer.concat(chunks);
+        const fmt = wavFormat(head);
+        if (fmt) {
+          if (fmt.channels > MAX_AUDIO_CHANNELS) {
+            run.fail(new ImageBindError('ERR_AUDIO_UNSUPPORTED', `${label}: ${fmt.channels} audio channels, more than the ${MAX_AUDIO_CHANNELS} this reads`));
+          }
+          limit = head.length + MAX_AUDIO_SECONDS * fmt.sampleRate * fmt.channels * 4;
+        }
+      }
+      if (total > limit) {
+        run.fail(new ImageBindError('ERR_AUDIO_TOO_LONG', `${label}: the audio is longer than the ${MAX_AUDIO_SECONDS} s this reads (trim it)`));
+      }
+    });
     await run.done;
     return parseFloatWav(Buffer.concat(chunks), label);
   });
 }
 
+/** Channels and rate from the head of a WAV stream (null until its fmt chunk has arrived). */
+function wavFormat(buf: Buffer): { channels: number; sampleRate: number } | null {
+  if (buf.length < 12 || buf.toString('latin1', 0, 4) !== 'RIFF') return null;
+  for (let pos = 12; pos + 8 <= buf.length;) {
+    const id = buf.toString('latin1', pos, pos + 4);
+    const size = buf.readUInt32LE(pos + 4);
+    if (id === 'fmt ' && pos + 16 <= buf.length) return { channels: buf.readUInt16LE(pos + 10), sampleRate: buf.readUInt32LE(pos + 12) };
+    if (id === 'data') return null;
+    pos += 8 + size + (size & 1);
+  }
+  return null;
+}
+
 /** Parses ffmpeg's streamed float32 WAV (its size fields are placeholders: data runs to the end). */
 function parseFloatWav(buf: Buffer, label: string): DecodedAudio {
-  const bad = (why: string) => new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: ffmpeg's WAV output ${why}`);
+  const bad = (why: string) => new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: ffmpeg's WAV output ${why}`);
   if (buf.length < 12 || buf.toString('latin1', 0, 4) !== 'RIFF' || buf.toString('latin1', 8, 12) !== 'WAVE') {
     throw bad('has no RIFF/WAVE header');
   }
@@ -82,7 +126,7 @@ function parseFloatWav(buf: Buffer, label: string): DecodedAudio {
     throw bad(`is not float32 (format ${format}, ${bits} bits, ${channels} channels, ${sampleRate} Hz)`);
   }
   const frames = Math.floor((buf.length - pos) / (4 * channels));
-  if (frames === 0) throw new ImagebindError('ERR_AUDIO_EMPTY', `${label}: the audio stream decodes to zero samples`);
+  if (frames === 0) throw new ImageBindError('ERR_AUDIO_EMPTY', `${label}: the audio stream decodes to zero samples`);
   // Interleaved f32le (frames, channels) → one array per channel.
   const out = Array.from({ length: channels }, () => new Float32Array(frames));
   const aligned = (buf.byteOffset + pos) % 4 === 0 && os.endianness() === 'LE';
@@ -199,14 +243,21 @@ export async function decodeVideoClips(input: MediaInput, opts: VideoClipOptions
   const clipsPerVideo = opts.clipsPerVideo ?? 5;
   const framesPerClip = opts.framesPerClip ?? Number(clipDuration.n / clipDuration.d);
   if (clipDuration.n <= 0n) throw new RangeError(`clipDuration must be positive, got ${fmt(clipDuration)}`);
-  if (!Number.isInteger(clipsPerVideo) || clipsPerVideo < 1) throw new RangeError(`clipsPerVideo must be a positive integer, got ${clipsPerVideo}`);
-  if (!Number.isInteger(framesPerClip) || framesPerClip < 1) {
-    throw new RangeError(`framesPerClip must be a positive integer, got ${framesPerClip} (it defaults to the whole seconds of clipDuration)`);
+  if (!Number.isInteger(clipsPerVideo) || clipsPerVideo < 1 || clipsPerVideo > MAX_CLIPS) {
+    throw new RangeError(`clipsPerVideo must be an integer from 1 to ${MAX_CLIPS}, got ${clipsPerVideo}`);
+  }
+  if (!Number.isInteger(framesPerClip) || framesPerClip < 1 || framesPerClip > MAX_FRAMES_PER_CLIP) {
+    throw new RangeError(`framesPerClip must be an integer from 1 to ${MAX_FRAMES_PER_CLIP}, got ${framesPerClip} (it defaults to the whole seconds of clipDuration)`);
   }
 
   const ff = await findFfmpeg();
   return withInputFile(input, opts.signal, async (file, label) => {
     const probe = await probePackets(ff.path, file, label, opts.signal);
+    // Every kept frame is width × height × 3 bytes: bound them before decoding any.
+    const { width, height } = probe.meta;
+    if (!(width > 0 && height > 0 && width <= MAX_FRAME_SIDE && height <= MAX_FRAME_SIDE && width * height <= MAX_FRAME_PIXELS)) {
+      throw new ImageBindError('ERR_MEDIA_TOO_LARGE', `Cannot decode ${label}: frames of ${width}×${height} are larger than this reads (${MAX_FRAME_PIXELS} pixels, sides up to ${MAX_FRAME_SIDE})`);
+    }
     const shape = { clipDuration, clipsPerVideo, framesPerClip };
     // Progress only moves forward (a second decode, when one is needed, reports nothing new).
     let reported = -1;
@@ -230,7 +281,7 @@ export async function decodeVideoClips(input: MediaInput, opts: VideoClipOptions
       pass = await decodeSelected(ff, file, label, probe.meta, plan, pass.decodedPts.length, passOpts, null);
       actual = planVideo(probe.meta, pass.decodedPts, shape, label);
       if (!samePlan(plan, actual)) {
-        throw new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: ffmpeg returned different frames on two decodes of the same file`);
+        throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: ffmpeg returned different frames on two decodes of the same file`);
       }
     }
     const meta: VideoMeta = {
@@ -256,7 +307,7 @@ function clipOf(c: ClipPlan, frames: ReadonlyMap<number, Uint8Array>, label: str
     frameCount: c.frameCount,
     frames: c.selected.map((s) => {
       const rgb = frames.get(s.pts);
-      if (!rgb) throw new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: frame pts ${s.pts} was not delivered`);
+      if (!rgb) throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: frame pts ${s.pts} was not delivered`);
       return { pts: s.pts, index: s.index, rgb };
     }),
   };
@@ -311,7 +362,7 @@ async function probePackets(bin: string, file: string, label: string, signal?: A
   const stderr = await run.done;
   crc.end();
   const tb = crc.timeBase;
-  if (!tb) throw new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: ffmpeg did not report the video stream's time base`);
+  if (!tb) throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: ffmpeg did not report the video stream's time base`);
   const pts: number[] = [];
   let startPts: number | null = null;
   let endPts: number | null = null;
@@ -322,7 +373,7 @@ async function probePackets(bin: string, file: string, label: string, signal?: A
     endPts = Math.max(endPts ?? -Infinity, p.pts + p.duration);
   }
   if (startPts === null || endPts === null) {
-    throw new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: its video stream has no timestamped packets`);
+    throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: its video stream has no timestamped packets`);
   }
   const durationTs = await headerDuration(file, tb, endPts - startPts);
   const meta: VideoMeta = {
@@ -500,7 +551,7 @@ function planVideo(meta: VideoMeta, pts: readonly number[], shape: PlanShape, la
     const hi = lowerBound(sorted, endPts);
     const count = hi - lo;
     if (count === 0) {
-      throw new ImagebindError('ERR_VIDEO_EMPTY_CLIP',
+      throw new ImageBindError('ERR_VIDEO_EMPTY_CLIP',
         `${label}: clip ${k} [${fmt(start)}, ${fmt(end)}) s holds no frames (video duration ${fmt(duration)} s, ${sorted.length} frames)`);
     }
     const selected = uniformIndices(count, shape.framesPerClip).map((index) => ({ index, pts: sorted[lo + index]! }));
@@ -584,7 +635,7 @@ async function decodeSelected(ff: { path: string; version: string }, file: strin
       if (!(e instanceof OptionRejected)) throw e;
     }
   }
-  throw new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: ${(lastError as Error).message}`);
+  throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: ${(lastError as Error).message}`);
 }
 
 /** ffmpeg refused an option spelling (older or newer ffmpeg): try the other one. */
@@ -646,7 +697,7 @@ function decodeOnce(bin: string, style: ArgStyle, file: string, label: string, m
     if (!frameSize && sel.width && sel.height) frameSize = sel.width * sel.height * 3;
     while (frameSize && pendingBytes >= frameSize && sel.packets.length > delivered) {
       const pts = sel.packets[delivered++]!.pts;
-      if (pts === null) throw new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: a decoded frame has no timestamp`);
+      if (pts === null) throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: a decoded frame has no timestamp`);
       const rgb = takeFrame(frameSize);
       frames.set(pts, rgb); // the last frame with a pts wins, as in pytorchvideo
       streamer?.frame(pts, rgb, sel.width, sel.height);
@@ -701,23 +752,23 @@ function decodeOnce(bin: string, style: ArgStyle, file: string, label: string, m
     drain();
     for (const r of [all, sel]) {
       if (r.timeBase && (r.timeBase.n !== BigInt(tb[0]) || r.timeBase.d !== BigInt(tb[1]))) {
-        throw new ImagebindError('ERR_MEDIA_DECODE',
+        throw new ImageBindError('ERR_MEDIA_DECODE',
           `Cannot decode ${label}: decoded frames came in time base ${fmt(r.timeBase)}, the stream's is ${tb[0]}/${tb[1]}`);
       }
     }
     if (pendingBytes !== 0 || delivered !== sel.packets.length) {
-      throw new ImagebindError('ERR_MEDIA_DECODE',
+      throw new ImageBindError('ERR_MEDIA_DECODE',
         `Cannot decode ${label}: ffmpeg sent ${delivered} RGB frames (+${pendingBytes} bytes) for ${sel.packets.length} timestamps ` +
         '(does the frame size change mid-stream?)');
     }
     const decodedPts = all.packets.map((p, i) => {
-      if (p.pts === null) throw new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: decoded frame ${i} has no timestamp`);
+      if (p.pts === null) throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: decoded frame ${i} has no timestamp`);
       return p.pts;
     });
     pending = [];
     return { width: sel.width || all.width, height: sel.height || all.height, frames, decodedPts, warnings: stderrLines(stderr, file, label) };
   }, (e: unknown) => {
-    if (e instanceof ImagebindError && e.code === 'ERR_MEDIA_DECODE' && all.packets.length === 0 &&
+    if (e instanceof ImageBindError && e.code === 'ERR_MEDIA_DECODE' && all.packets.length === 0 &&
         /Unrecognized option|Option \S+ not found/.test(e.message)) {
       throw new OptionRejected(e.message);
     }
@@ -850,7 +901,7 @@ function startFfmpeg(bin: string, args: string[], o: RunOptions): FfmpegRun {
     for (const p of extra) p.destroy();
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   };
-  const onAbort = () => fail(abortError(o.signal!));
+  const onAbort = () => fail(new AbortError(undefined, { cause: o.signal!.reason }));
   if (o.signal?.aborted) onAbort();
   else o.signal?.addEventListener('abort', onAbort, { once: true });
 
@@ -858,7 +909,7 @@ function startFfmpeg(bin: string, args: string[], o: RunOptions): FfmpegRun {
     child.on('close', (code, sig) => {
       o.signal?.removeEventListener('abort', onAbort);
       if (failure) reject(failure.reason);
-      else if (spawnError) reject(new ImagebindError('ERR_FFMPEG_NOT_FOUND', `Could not run ffmpeg (${bin}): ${spawnError.message}`));
+      else if (spawnError) reject(new ImageBindError('ERR_FFMPEG_NOT_FOUND', `Could not run ffmpeg (${bin}): ${spawnError.message}`));
       else if (code === 0) resolve(stderr);
       else reject(ffmpegError(stderr, code, sig, o));
     });
@@ -866,17 +917,17 @@ function startFfmpeg(bin: string, args: string[], o: RunOptions): FfmpegRun {
   return { stdout, extra, fail, done };
 }
 
-function ffmpegError(stderr: string, code: number | null, sig: NodeJS.Signals | null, o: RunOptions): ImagebindError {
+function ffmpegError(stderr: string, code: number | null, sig: NodeJS.Signals | null, o: RunOptions): ImageBindError {
   const lines = stderrLines(stderr, o.file, o.label);
   if (lines.some((l) => /matches no streams|does not contain any stream/.test(l))) {
-    return new ImagebindError(o.stream === 'video' ? 'ERR_NO_VIDEO_STREAM' : 'ERR_NO_AUDIO_STREAM',
+    return new ImageBindError(o.stream === 'video' ? 'ERR_NO_VIDEO_STREAM' : 'ERR_NO_AUDIO_STREAM',
       `${o.label} has no ${o.stream} stream`);
   }
   // The first line says what went wrong first; ffmpeg's last line often sums it up ("Invalid data …").
   const first = lines[0] ?? `ffmpeg exited with ${sig ? `signal ${sig}` : `code ${code}`} and printed nothing`;
   const last = lines.length > 1 ? lines[lines.length - 1]! : '';
   const why = last && !/^To ignore this|^Conversion failed/.test(last) ? `${first} (${last.replace(`${o.label}: `, '')})` : first;
-  return new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${o.label}: ${why}`);
+  return new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${o.label}: ${why}`);
 }
 
 /**
@@ -888,16 +939,6 @@ function stderrLines(stderr: string, file: string, label: string): string[] {
     .map((l) => l.split(`file:${file}`).join(label).split(file).join(label).replace(/^\[([^\]@]*?) @ 0x[0-9a-fA-F]+\]/, '[$1]'));
 }
 
-function abortError(signal: AbortSignal): Error {
-  const e = new Error('The operation was aborted', { cause: signal.reason }) as Error & { code: string };
-  e.name = 'AbortError';
-  e.code = 'ABORT_ERR';
-  return e;
-}
-
-function throwIfAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) throw abortError(signal);
-}
 
 /** Runs `fn` on a file path: the caller's file, or a temporary copy of the caller's bytes (removed after). */
 async function withInputFile<T>(input: MediaInput, signal: AbortSignal | undefined,
@@ -908,10 +949,12 @@ async function withInputFile<T>(input: MediaInput, signal: AbortSignal | undefin
       st = await fs.promises.stat(input);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') throw new ImagebindError('ERR_FILE_NOT_FOUND', `File not found: ${input}`);
-      throw new ImagebindError('ERR_MEDIA_DECODE', `Cannot read ${input}: ${(e as Error).message}`);
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new ImageBindError('ERR_FILE_NOT_FOUND', `File not found: ${input}`);
+      throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot read ${input}: ${(e as Error).message}`);
     }
-    if (st.isDirectory()) throw new ImagebindError('ERR_MEDIA_DECODE', `Cannot decode ${input}: it is a directory`);
+    if (st.isDirectory()) throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${input}: it is a directory`);
+    // ffmpeg would wait forever on a FIFO and read a device without end.
+    if (!st.isFile()) throw new ImageBindError('ERR_FILE_READ', `Cannot decode ${input}: not a regular file (a FIFO, device or socket)`);
     throwIfAborted(signal);
     return fn(path.resolve(input), input);
   }

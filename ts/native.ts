@@ -26,6 +26,17 @@ export interface BackendInfo {
   devices: DeviceInfo[];
 }
 
+export interface BackendModules {
+  /** The directory of libggml, where the backend modules are. */
+  dir: string;
+  /** The CPU module loaded, e.g. "libggml-cpu-zen4.so". */
+  cpuModule: string;
+  /** Its variant ("haswell", "zen4", …), or "native" for a source build's module tuned for its machine. */
+  cpuVariant: string;
+  /** Every backend module file loaded. */
+  modules: string[];
+}
+
 export type GgufScalar = number | bigint | boolean | string;
 export type GgufValue = GgufScalar | GgufScalar[];
 
@@ -88,12 +99,22 @@ export interface NativeGgufStreamWriter {
 export interface NativeAddon {
   GgufStreamWriter: new (path: string) => NativeGgufStreamWriter;
   /** Loads an encoder GGUF; the result is typed in encoder.ts. */
-  loadEncoder(path: string, options: { threads: number; device: string }): Promise<unknown>;
+  loadEncoder(path: string, options: { threads: number; device: string; mmap?: boolean }, abortToken?: unknown, onProgress?: (fraction: number) => void): Promise<unknown>;
   AbortToken: new () => { abort(): void; readonly aborted: boolean };
   /** Loads LLM + bind (+ cache); typed in llm.ts. */
-  loadLlm(options: { model: string; bind: string; cache?: string; threads: number; gpuLayers: number; device: string }): Promise<unknown>;
+  loadLlm(options: { model: string; bind: string; cache?: string; threads: number; gpuLayers: number; device: string },
+          abortToken?: unknown, onProgress?: (fraction: number) => void): Promise<unknown>;
   versions(): NativeVersions;
+  /** Stops every running job of this environment (process exit). */
+  stopJobs?(): void;
+  threads(): { default: number; max: number; logical: number };
+  /** The decoder generate() streams through, driven with given token bytes (tests). */
+  textStream(pieces: Uint8Array[], stops: string[]): { chunks: string[]; text: string };
   backends(): BackendInfo[];
+  /** The backend modules loaded (first call loads them): from where, and the CPU variant chosen. */
+  backendModules(): BackendModules;
+  /** Adds a directory of GPU backend modules; false once the backends are loaded. */
+  addBackendDir(dir: string): boolean;
   systemInfo(): string;
   setVerbose(verbose: boolean): void;
   ggufInspect(path: string): Promise<GgufInfo>;

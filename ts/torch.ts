@@ -24,7 +24,8 @@ import fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { Parser } from 'pickleparser';
 import * as yauzl from 'yauzl';
-import { ImagebindError } from './errors';
+import { ImageBindError } from './errors';
+import { refuseSpecial } from './files';
 
 export type TorchDtype =
   | 'float32'
@@ -103,7 +104,11 @@ const STORAGE_DTYPES: Record<string, TorchDtype> = {
   UntypedStorage: 'uint8',
 };
 
-const MAX_PICKLE_BYTES = 1 << 30;
+const MAX_PICKLE_BYTES = 64 << 20;
+// A state_dict of the largest checkpoint we read (LLaMA-65B) has a few thousand tensors.
+const MAX_PICKLE_VALUES = 200_000;
+const MAX_PICKLE_DEPTH = 64;
+const MAX_PICKLE_NAME = 1024;
 // One positional read at most this long (fs caps a read at 2 GiB - 1).
 const READ_CHUNK = 1 << 30;
 
@@ -244,7 +249,7 @@ function unpickle(bytes: Uint8Array, fail: Fail): unknown {
   try {
     return parser.parse(bytes);
   } catch (err) {
-    if (err instanceof ImagebindError) throw err;
+    if (err instanceof ImageBindError) throw err;
     fail('ERR_CHECKPOINT_INVALID', `data.pkl is not a readable pickle (${(err as Error).message})`);
   }
 }
@@ -270,7 +275,7 @@ function halfToFloatTable(): Float32Array {
 }
 
 /** Little-endian contiguous elements of `dtype` → float32. `bytes` starts on an 8-byte boundary. */
-function toFloat32(bytes: Uint8Array, dtype: TorchDtype, numel: number): Float32Array {
+export function toFloat32(bytes: Uint8Array, dtype: TorchDtype, numel: number): Float32Array {
   const buf = bytes.buffer;
   const off = bytes.byteOffset;
   switch (dtype) {
@@ -385,7 +390,7 @@ function gather(src: Uint8Array, elemSize: number, shape: readonly number[], str
 }
 
 /** A fresh buffer of its own (offset 0, so every typed view of it is aligned), not zero-filled. */
-function allocBytes(n: number): Uint8Array {
+export function allocBytes(n: number): Uint8Array {
   const b = Buffer.allocUnsafeSlow(n);
   return new Uint8Array(b.buffer, b.byteOffset, n);
 }
@@ -402,8 +407,8 @@ interface StorageEntry {
 // ref: torch/serialization.py MAGIC_NUMBER, written as a LONG1 right after PROTO 2 by the legacy format.
 const LEGACY_MAGIC = Buffer.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
 
-function checkpointError(code: string, path: string, message: string, cause?: unknown): ImagebindError {
-  return new ImagebindError(code, `${path}: ${message}`, cause === undefined ? undefined : { cause });
+function checkpointError(code: string, path: string, message: string, cause?: unknown): ImageBindError {
+  return new ImageBindError(code, `${path}: ${message}`, cause === undefined ? undefined : { cause });
 }
 
 function hexHead(b: Buffer): string {
@@ -478,8 +483,10 @@ export class TorchCheckpoint {
   /** Opens a checkpoint, reading only the zip directory and data.pkl. */
   static async open(path: string): Promise<TorchCheckpoint> {
     if (typeof path !== 'string' || path.length === 0) {
-      throw new ImagebindError('ERR_INVALID_ARG_TYPE', `openTorchCheckpoint: expected a file path string, received ${path === '' ? 'an empty string' : typeof path}`);
+      throw new ImageBindError('ERR_INVALID_ARG_TYPE', `openTorchCheckpoint: expected a file path string, received ${path === '' ? 'an empty string' : typeof path}`);
     }
+    // Before open: a FIFO would block it.
+    await refuseSpecial(path).catch((e) => { throw checkpointError('ERR_CHECKPOINT_INVALID', path, `is not a regular file (${(e as Error).message.replace(`${path}: `, '')})`); });
     let fh: FileHandle;
     try {
       fh = await fs.promises.open(path, 'r');
@@ -517,7 +524,7 @@ export class TorchCheckpoint {
     }
   }
 
-  private static notZipError(path: string, head: Buffer): ImagebindError {
+  private static notZipError(path: string, head: Buffer): ImageBindError {
     if (head.subarray(0, LEGACY_MAGIC.length).equals(LEGACY_MAGIC) || (head.length >= 262 && head.toString('latin1', 257, 262) === 'ustar')) {
       return checkpointError(
         'ERR_CHECKPOINT_LEGACY_FORMAT',
@@ -606,21 +613,36 @@ export class TorchCheckpoint {
       list.push(info);
       return info;
     };
-    const convert = (v: unknown, name: string): TorchValue => {
-      if (v instanceof TensorRef) return toInfo(name, v);
-      if (v instanceof Map) {
-        const m = new Map<unknown, TorchValue>();
-        for (const [k, x] of v) m.set(k, convert(x, name === '' ? String(k) : `${name}.${String(k)}`));
-        return m;
+    // The pickle may share one object many times (memo references): a 1 KB pickle can describe a
+    // tree of 2^100 nodes, or a cycle. The walk counts every visit and refuses cycles and depth.
+    let visits = 0;
+    const onPath = new Set<unknown>();
+    const convert = (v: unknown, name: string, depth: number): TorchValue => {
+      if (++visits > MAX_PICKLE_VALUES) {
+        fail('ERR_CHECKPOINT_INVALID', `data.pkl expands to more than ${MAX_PICKLE_VALUES} values (shared references multiply it); not a checkpoint of tensors`);
       }
-      if (Array.isArray(v)) return v.map((x, i) => convert(x, name === '' ? String(i) : `${name}.${i}`));
+      if (depth > MAX_PICKLE_DEPTH) fail('ERR_CHECKPOINT_INVALID', `data.pkl nests containers more than ${MAX_PICKLE_DEPTH} deep`);
+      if (name.length > MAX_PICKLE_NAME) fail('ERR_CHECKPOINT_INVALID', `data.pkl has a tensor name longer than ${MAX_PICKLE_NAME} characters`);
+      if (v instanceof TensorRef) return toInfo(name, v);
+      if (v instanceof Map || Array.isArray(v)) {
+        if (onPath.has(v)) fail('ERR_CHECKPOINT_INVALID', `data.pkl holds a container that contains itself ('${name || '<root>'}')`);
+        onPath.add(v);
+        try {
+          if (Array.isArray(v)) return v.map((x, i) => convert(x, name === '' ? String(i) : `${name}.${i}`, depth + 1));
+          const m = new Map<unknown, TorchValue>();
+          for (const [k, x] of v) m.set(k, convert(x, name === '' ? String(k) : `${name}.${String(k)}`, depth + 1));
+          return m;
+        } finally {
+          onPath.delete(v);
+        }
+      }
       if (v instanceof StorageRef) fail('ERR_CHECKPOINT_UNSUPPORTED', `'${name || '<root>'}' is a bare storage, not a tensor`);
       if (v === null || typeof v === 'boolean' || typeof v === 'number' || typeof v === 'bigint' || typeof v === 'string' || v instanceof Uint8Array) {
         return v as TorchValue;
       }
       fail('ERR_CHECKPOINT_UNSUPPORTED', `'${name || '<root>'}' holds a value this reader does not support`);
     };
-    const root = convert(raw, '');
+    const root = convert(raw, '', 0);
 
     // Local headers give where each entry's bytes start; checking them now finds a cut-short file
     // before a long conversion starts.
@@ -691,7 +713,7 @@ export class TorchCheckpoint {
       return info;
     }
     if (t === null || typeof t !== 'object' || !this.storages.has(t.storageKey) || !(t.dtype in DTYPE_BYTES)) {
-      throw new ImagebindError('ERR_INVALID_ARG_TYPE', `${this.path}: expected a tensor name or a TorchTensorInfo of this checkpoint`);
+      throw new ImageBindError('ERR_INVALID_ARG_TYPE', `${this.path}: expected a tensor name or a TorchTensorInfo of this checkpoint`);
     }
     return t;
   }

@@ -6,7 +6,15 @@
 static Napi::Object ibl_addon_init(Napi::Env env, Napi::Object exports) {
     ibl_log_init();
     llama_backend_init();
-    env.SetInstanceData<ibl_addon_data>(new ibl_addon_data());
+    auto * data = new ibl_addon_data();
+    env.SetInstanceData<ibl_addon_data>(data);
+    // A worker thread's environment ends: stop its jobs (the main thread's process.exit() does the
+    // same through stopJobs, called from a process 'exit' listener).
+    env.AddCleanupHook([jobs = data->jobs] { jobs->stop(); });
+    exports.Set("stopJobs", Napi::Function::New(env, [](const Napi::CallbackInfo & info) {
+        ibl_addon(info.Env()).jobs->stop();
+        return info.Env().Undefined();
+    }, "stopJobs"));
     ibl_init_system(env, exports);
     ibl_init_gguf(env, exports);
     ibl_init_encoder(env, exports);

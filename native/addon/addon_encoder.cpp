@@ -1,6 +1,8 @@
 // Bindings: ImageBind encoder objects (load, info, embed), and abort tokens for AbortSignal.
 #include "addon_util.h"
 #include "ibl_embed.h"
+#include "ibl_system.h"
+#include "ibl_threads.h"
 
 #include <atomic>
 #include <memory>
@@ -27,6 +29,7 @@ private:
 struct encoder_state {
     std::unique_ptr<ibl_model> model;
     std::mutex                 mu;
+    ~encoder_state() { model.reset(); ibl_release_free_memory(); }
 };
 
 
@@ -41,12 +44,8 @@ public:
     }
 
     Encoder(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Encoder>(info) {
-        if (info.Length() < 1 || !info[0].IsExternal()) {
-            ibl_throw_type(info.Env(), "Encoder cannot be constructed directly: use loadEncoder()");
-        }
-        state_ = *info[0].As<Napi::External<std::shared_ptr<encoder_state>>>().Data();
-        external_bytes_ = (int64_t) state_->model->weights_bytes;
-        Napi::MemoryManagement::AdjustExternalMemory(info.Env(), external_bytes_);
+        state_ = ibl_take_external<encoder_state>(info, "Encoder (use loadEncoder())");
+        memory_.set(info.Env(), (int64_t) state_->model->weights_bytes);
     }
 
     ~Encoder() override { release(); }
@@ -56,9 +55,8 @@ public:
 private:
     void release() {
         if (!state_) return;
-        if (external_bytes_) Napi::MemoryManagement::AdjustExternalMemory(Env(), -external_bytes_);
-        external_bytes_ = 0;
-        state_.reset();  // the model is freed when the last running job lets go of it
+        memory_.release(Env());
+        state_.reset();  // the model is freed now, or when the last running job lets go of it
     }
 
     std::shared_ptr<encoder_state> live(Napi::Env env) {
@@ -71,7 +69,7 @@ private:
     Napi::Value dispose(const Napi::CallbackInfo & info) { release(); return info.Env().Undefined(); }
 
     std::shared_ptr<encoder_state> state_;
-    int64_t                        external_bytes_ = 0;
+    ibl_external_memory            memory_;
 };
 
 Napi::Value Encoder::load(const Napi::CallbackInfo & info) {
@@ -85,10 +83,18 @@ Napi::Value Encoder::load(const Napi::CallbackInfo & info) {
         if (o.Has("device") && o.Get("device").IsString()) params.device = o.Get("device").As<Napi::String>().Utf8Value();
         if (o.Has("mmap") && o.Get("mmap").IsBoolean()) params.use_mmap = o.Get("mmap").As<Napi::Boolean>().Value();
     }
-    if (params.n_threads < 1 || params.n_threads > 1024) ibl_throw_type(env, "loadEncoder: threads must be between 1 and 1024");
+    ibl_call_js(env, [&] { return ibl_threads_resolve(params.n_threads); });
+    auto flag = ibl_job_flag(env, info, 2);
+    ibl_tsfn tsfn = ibl_tsfn_of(env, info, 3, "ibl.loadEncoderProgress");
     using state_ptr = std::shared_ptr<encoder_state>;
     return ibl_promise_worker<state_ptr>::start(env, "ibl.loadEncoder",
-        [path, params] {
+        [path, params, flag, tsfn]() mutable {
+            params.monitor.abort = flag.get();
+            if (tsfn) params.monitor.progress = [tsfn](uint64_t done, uint64_t total) {
+                tsfn->NonBlockingCall([done, total](Napi::Env e, Napi::Function cb) {
+                    cb.Call({Napi::Number::New(e, total ? (double) done / (double) total : 1.0)});
+                });
+            };
             auto st = std::make_shared<encoder_state>();
             st->model = ibl_model_load(path, params);
             return st;
@@ -96,7 +102,8 @@ Napi::Value Encoder::load(const Napi::CallbackInfo & info) {
         [](Napi::Env e, state_ptr & st) -> Napi::Value {
             auto ext = Napi::External<state_ptr>::New(e, new state_ptr(st), [](Napi::Env, state_ptr * p) { delete p; });
             return ibl_addon(e).encoder_ctor.New({ext});
-        });
+        },
+        nullptr, tsfn, flag);
 }
 
 static Napi::Object trunk_info(Napi::Env env, const ibl_model & m, ibl_modality id) {
@@ -162,7 +169,6 @@ static std::vector<float> floats_of(Napi::Env env, Napi::Value v, const std::str
 }
 
 // Copies one JS input descriptor into plain C++ data (the worker never touches JS values).
-std::shared_ptr<std::atomic<bool>> ibl_abort_token_flag(Napi::Env env, Napi::Value v);
 
 static ibl_input read_input(Napi::Env env, Napi::Value v, uint32_t index) {
     const std::string where = "input " + std::to_string(index);
@@ -235,14 +241,9 @@ Napi::Value Encoder::embed(const Napi::CallbackInfo & info) {
         }
         if (o.Get("maxBatch").IsNumber()) opt.max_batch = std::max(1, o.Get("maxBatch").As<Napi::Number>().Int32Value());
     }
-    std::shared_ptr<std::atomic<bool>> flag = info.Length() > 2 ? ibl_abort_token_flag(env, info[2]) : nullptr;
-    std::shared_ptr<Napi::ThreadSafeFunction> tsfn;
-    if (info.Length() > 3 && info[3].IsFunction()) {
-        tsfn = std::make_shared<Napi::ThreadSafeFunction>(
-            Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "ibl.embedProgress", 0, 1));
-    }
+    auto flag = ibl_job_flag(env, info, 2);
+    ibl_tsfn tsfn = ibl_tsfn_of(env, info, 3, "ibl.embedProgress");
     using result_t = std::vector<ibl_embedding>;
-    auto release_tsfn = [tsfn] { if (tsfn) tsfn->Release(); };
     return ibl_promise_worker<result_t>::start(env, "ibl.embed",
         [st, inputs, opt, flag, tsfn] {
             std::lock_guard<std::mutex> lock(st->mu);
@@ -254,8 +255,7 @@ Napi::Value Encoder::embed(const Napi::CallbackInfo & info) {
             };
             return ibl_embed(*st->model, *inputs, opt, flag.get(), progress);
         },
-        [release_tsfn](Napi::Env e, result_t & res) -> Napi::Value {
-            release_tsfn();
+        [](Napi::Env e, result_t & res) -> Napi::Value {
             Napi::Array out = Napi::Array::New(e, res.size());
             for (size_t i = 0; i < res.size(); ++i) {
                 Napi::Object o = Napi::Object::New(e);
@@ -268,7 +268,7 @@ Napi::Value Encoder::embed(const Napi::CallbackInfo & info) {
             }
             return out;
         },
-        release_tsfn);
+        nullptr, tsfn, flag);
 }
 
 std::shared_ptr<std::atomic<bool>> ibl_abort_token_flag(Napi::Env env, Napi::Value v) {

@@ -1,6 +1,9 @@
 // Bindings: the ImageBind-LLM model (LLM + bind network + optional kNN cache) and its sessions.
 #include "addon_util.h"
 #include "ibl_mmllm.h"
+#include "ibl_text_stream.h"
+#include "ibl_system.h"
+#include "ibl_threads.h"
 
 #include <atomic>
 #include <memory>
@@ -8,12 +11,14 @@
 
 struct llm_state {
     std::unique_ptr<ibl_mmllm> m;
+    ~llm_state() { m.reset(); ibl_release_free_memory(); }
 };
 
 struct session_state {
     std::shared_ptr<llm_state>       model;  // keeps the model alive while the session exists
     std::unique_ptr<ibl_llm_session> s;
     std::mutex                       mu;
+    ~session_state() { s.reset(); ibl_release_free_memory(); }
 };
 
 static std::vector<float> read_f32(Napi::Env env, Napi::Value v, const char * what) {
@@ -24,7 +29,6 @@ static std::vector<float> read_f32(Napi::Env env, Napi::Value v, const char * wh
     return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
 }
 
-static std::shared_ptr<std::atomic<bool>> abort_flag_of(Napi::Env env, Napi::Value v);
 
 class LlmSession : public Napi::ObjectWrap<LlmSession> {
 public:
@@ -35,15 +39,18 @@ public:
             InstanceMethod("lastLogits", &LlmSession::last_logits),
             InstanceMethod("generate", &LlmSession::generate),
             InstanceMethod("reset", &LlmSession::reset),
+            InstanceMethod("truncate", &LlmSession::truncate),
             InstanceMethod("dispose", &LlmSession::dispose),
             InstanceAccessor("nPast", &LlmSession::n_past, nullptr),
             InstanceAccessor("nCtx", &LlmSession::n_ctx, nullptr),
+            InstanceAccessor("nHistory", &LlmSession::n_history, nullptr),
         });
     }
     LlmSession(const Napi::CallbackInfo & info) : Napi::ObjectWrap<LlmSession>(info) {
-        if (info.Length() < 1 || !info[0].IsExternal()) ibl_throw_type(info.Env(), "LlmSession cannot be constructed directly: use model.createSession()");
-        st_ = *info[0].As<Napi::External<std::shared_ptr<session_state>>>().Data();
+        st_ = ibl_take_external<session_state>(info, "LlmSession (use model.createSession())");
+        memory_.set(info.Env(), (int64_t) st_->s->memory_bytes());
     }
+    ~LlmSession() override { release(); }
 
 private:
     std::shared_ptr<session_state> live(Napi::Env env) {
@@ -67,10 +74,22 @@ private:
         }
         Napi::Int32Array a = info[0].As<Napi::Int32Array>();
         auto toks = std::make_shared<std::vector<llama_token>>(a.Data(), a.Data() + a.ElementLength());
-        auto flag = info.Length() > 1 ? abort_flag_of(env, info[1]) : nullptr;
+        auto flag = ibl_job_flag(env, info, 1);
+        ibl_tsfn tsfn = ibl_tsfn_of(env, info, 2, "ibl.llmEvalProgress");
         return ibl_promise_worker<bool>::start(env, "ibl.llmEval",
-            [st, toks, flag] { std::lock_guard<std::mutex> l(st->mu); st->s->eval(*toks, flag.get()); return true; },
-            [](Napi::Env e, bool &) -> Napi::Value { return e.Undefined(); });
+            [st, toks, flag, tsfn] {
+                std::lock_guard<std::mutex> l(st->mu);
+                std::function<void(int, int)> progress;
+                if (tsfn) progress = [tsfn](int done, int total) {
+                    tsfn->NonBlockingCall([done, total](Napi::Env e, Napi::Function cb) {
+                        cb.Call({Napi::Number::New(e, done), Napi::Number::New(e, total)});
+                    });
+                };
+                st->s->eval(*toks, flag.get(), progress);
+                return true;
+            },
+            [](Napi::Env e, bool &) -> Napi::Value { return e.Undefined(); },
+            nullptr, tsfn, flag);
     }
 
     Napi::Value last_logits(const Napi::CallbackInfo & info) {
@@ -100,27 +119,22 @@ private:
             }
         }
         if (p.max_tokens < 0 || p.max_tokens > (1 << 20)) ibl_throw_type(env, "generate: maxTokens out of range");
-        std::shared_ptr<Napi::ThreadSafeFunction> tsfn;
-        if (info.Length() > 1 && info[1].IsFunction()) {
-            tsfn = std::make_shared<Napi::ThreadSafeFunction>(Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "ibl.llmToken", 0, 1));
-        }
-        auto flag = info.Length() > 2 ? abort_flag_of(env, info[2]) : nullptr;
-        auto release = [tsfn] { if (tsfn) tsfn->Release(); };
+        ibl_tsfn tsfn = ibl_tsfn_of(env, info, 1, "ibl.llmToken", 1);
+        auto flag = ibl_job_flag(env, info, 2);
         return ibl_promise_worker<ibl_generate_result>::start(env, "ibl.llmGenerate",
             [st, p, tsfn, flag] {
                 std::lock_guard<std::mutex> l(st->mu);
+                // Blocks until JS has taken the previous piece (a queue of one); a closed queue (the
+                // environment is ending) stops generation.
                 auto on_text = [tsfn](const std::string & piece, llama_token id) {
-                    if (tsfn) {
-                        tsfn->BlockingCall([piece, id](Napi::Env e, Napi::Function cb) {
-                            cb.Call({Napi::String::New(e, piece), Napi::Number::New(e, id)});
-                        });
-                    }
-                    return true;
+                    if (!tsfn) return true;
+                    return tsfn->BlockingCall([piece, id](Napi::Env e, Napi::Function cb) {
+                        cb.Call({Napi::String::New(e, piece), Napi::Number::New(e, id)});
+                    }) == napi_ok;
                 };
                 return st->s->generate(p, on_text, flag.get());
             },
-            [release](Napi::Env e, ibl_generate_result & r) -> Napi::Value {
-                release();
+            [](Napi::Env e, ibl_generate_result & r) -> Napi::Value {
                 Napi::Object o = Napi::Object::New(e);
                 Napi::Int32Array toks = Napi::Int32Array::New(e, r.tokens.size());
                 std::copy(r.tokens.begin(), r.tokens.end(), toks.Data());
@@ -130,7 +144,7 @@ private:
                 if (!r.step_logits.empty()) o.Set("stepLogits", ibl_f32_array(e, r.step_logits));
                 return o;
             },
-            release);
+            nullptr, tsfn, flag);
     }
 
     Napi::Value reset(const Napi::CallbackInfo & info) {
@@ -138,11 +152,30 @@ private:
         ibl_call_js(info.Env(), [&] { std::lock_guard<std::mutex> l(st->mu); st->s->reset(); return 0; });
         return info.Env().Undefined();
     }
-    Napi::Value dispose(const Napi::CallbackInfo & info) { st_.reset(); return info.Env().Undefined(); }
+    Napi::Value truncate(const Napi::CallbackInfo & info) {
+        auto st = live(info.Env());
+        if (info.Length() < 1 || !info[0].IsNumber()) ibl_throw_type(info.Env(), "truncate: expected a token count");
+        const double n = info[0].As<Napi::Number>().DoubleValue();
+        if (!(n >= 0)) ibl_throw_type(info.Env(), "truncate: expected a token count");
+        ibl_call_js(info.Env(), [&] { std::lock_guard<std::mutex> l(st->mu); st->s->truncate((size_t) n); return 0; });
+        return info.Env().Undefined();
+    }
+    void release() {
+        if (!st_) return;
+        memory_.release(Env());
+        st_.reset();
+    }
+    Napi::Value dispose(const Napi::CallbackInfo & info) { release(); return info.Env().Undefined(); }
     Napi::Value n_past(const Napi::CallbackInfo & info) { return Napi::Number::New(info.Env(), live(info.Env())->s->n_past()); }
     Napi::Value n_ctx(const Napi::CallbackInfo & info) { return Napi::Number::New(info.Env(), live(info.Env())->s->n_ctx()); }
+    Napi::Value n_history(const Napi::CallbackInfo & info) {
+        auto st = live(info.Env());
+        std::lock_guard<std::mutex> l(st->mu);
+        return Napi::Number::New(info.Env(), (double) st->s->history().size());
+    }
 
     std::shared_ptr<session_state> st_;
+    ibl_external_memory            memory_;
 };
 
 class LlmModel : public Napi::ObjectWrap<LlmModel> {
@@ -158,9 +191,10 @@ public:
         });
     }
     LlmModel(const Napi::CallbackInfo & info) : Napi::ObjectWrap<LlmModel>(info) {
-        if (info.Length() < 1 || !info[0].IsExternal()) ibl_throw_type(info.Env(), "LlmModel cannot be constructed directly: use loadLlm()");
-        st_ = *info[0].As<Napi::External<std::shared_ptr<llm_state>>>().Data();
+        st_ = ibl_take_external<llm_state>(info, "LlmModel (use loadLlm())");
+        memory_.set(info.Env(), (int64_t) ibl_mmllm_bytes(*st_->m));
     }
+    ~LlmModel() override { release(); }
 
     static Napi::Value load(const Napi::CallbackInfo & info) {
         Napi::Env env = info.Env();
@@ -175,13 +209,25 @@ public:
         if (o.Get("threads").IsNumber()) p.n_threads = o.Get("threads").As<Napi::Number>().Int32Value();
         if (o.Get("gpuLayers").IsNumber()) p.n_gpu_layers = o.Get("gpuLayers").As<Napi::Number>().Int32Value();
         if (o.Get("device").IsString()) p.device = o.Get("device").As<Napi::String>().Utf8Value();
+        ibl_call_js(env, [&] { return ibl_threads_resolve(p.n_threads); });
+        auto flag = ibl_job_flag(env, info, 1);
+        ibl_tsfn tsfn = ibl_tsfn_of(env, info, 2, "ibl.loadLlmProgress");
         using ptr = std::shared_ptr<llm_state>;
         return ibl_promise_worker<ptr>::start(env, "ibl.loadLlm",
-            [paths, p] { auto st = std::make_shared<llm_state>(); st->m = ibl_mmllm_load(paths, p); return st; },
+            [paths, p, flag, tsfn]() mutable {
+                p.abort = flag.get();
+                if (tsfn) p.progress = [tsfn](float f) {
+                    tsfn->NonBlockingCall([f](Napi::Env e, Napi::Function cb) { cb.Call({Napi::Number::New(e, f)}); });
+                };
+                auto st = std::make_shared<llm_state>();
+                st->m = ibl_mmllm_load(paths, p);
+                return st;
+            },
             [](Napi::Env e, ptr & st) -> Napi::Value {
                 auto ext = Napi::External<ptr>::New(e, new ptr(st), [](Napi::Env, ptr * q) { delete q; });
                 return ibl_addon(e).llm_model_ctor.New({ext});
-            });
+            },
+            nullptr, tsfn, flag);
     }
 
 private:
@@ -207,6 +253,8 @@ private:
         o.Set("queryLayer", m.bind->query_layer);
         o.Set("bridge", m.bind->bridge);
         o.Set("cacheSize", m.cache ? Napi::Number::New(env, (double) m.cache->count) : Napi::Number::New(env, 0));
+        o.Set("device", m.llm->device);
+        o.Set("gpuLayers", m.llm->n_gpu_layers);
         return o;
     }
 
@@ -297,19 +345,48 @@ private:
             });
     }
 
-    Napi::Value dispose(const Napi::CallbackInfo & info) { st_.reset(); return info.Env().Undefined(); }
+    void release() {
+        if (!st_) return;
+        memory_.release(Env());
+        st_.reset();  // sessions keep the model alive until they are gone too
+    }
+    Napi::Value dispose(const Napi::CallbackInfo & info) { release(); return info.Env().Undefined(); }
 
     std::shared_ptr<llm_state> st_;
+    ibl_external_memory        memory_;
 };
 
-// The AbortToken class lives in addon_encoder.cpp; its flag is shared here through this accessor.
-std::shared_ptr<std::atomic<bool>> ibl_abort_token_flag(Napi::Env env, Napi::Value v);
 
-static std::shared_ptr<std::atomic<bool>> abort_flag_of(Napi::Env env, Napi::Value v) {
-    return ibl_abort_token_flag(env, v);
+// textStream(pieces: Uint8Array[], stops: string[]) → {chunks: string[], text: string}: the decoder
+// generate() streams through, driven with given token bytes (for tests of exact streaming).
+static Napi::Value js_text_stream(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsArray()) ibl_throw_type(env, "textStream: expected (pieces, stops)");
+    std::vector<std::string> stops;
+    Napi::Array sa = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < sa.Length(); ++i) {
+        if (!sa.Get(i).IsString()) ibl_throw_type(env, "textStream: stops must be strings");
+        stops.push_back(sa.Get(i).As<Napi::String>().Utf8Value());
+    }
+    ibl_text_stream stream(stops);
+    Napi::Array pa = info[0].As<Napi::Array>();
+    Napi::Array chunks = Napi::Array::New(env);
+    auto add = [&](const std::string & c) { chunks.Set(chunks.Length(), Napi::String::New(env, c)); };
+    for (uint32_t i = 0; i < pa.Length() && !stream.stopped(); ++i) {
+        Napi::Value v = pa.Get(i);
+        if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) ibl_throw_type(env, "textStream: pieces must be Uint8Arrays");
+        Napi::Uint8Array a = v.As<Napi::Uint8Array>();
+        add(stream.push(std::string((const char *) a.Data(), a.ByteLength())));
+    }
+    add(stream.finish());
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("chunks", chunks);
+    o.Set("text", Napi::String::New(env, stream.text()));
+    return o;
 }
 
 void ibl_init_llm(Napi::Env env, Napi::Object exports) {
+    exports.Set("textStream", Napi::Function::New(env, js_text_stream, "textStream"));
     Napi::Function model = LlmModel::define(env);
     Napi::Function session = LlmSession::define(env);
     ibl_addon(env).llm_model_ctor = Napi::Persistent(model);

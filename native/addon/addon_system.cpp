@@ -1,6 +1,8 @@
-// Bindings: versions, backends/devices, system info, log verbosity.
+// Bindings: versions, backends/devices and the modules they came from, system info, log verbosity.
 #include "addon_util.h"
+#include "ibl_backend.h"
 #include "ibl_system.h"
+#include "ibl_threads.h"
 
 static Napi::Value js_versions(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
@@ -44,8 +46,26 @@ static Napi::Value js_backends(const Napi::CallbackInfo & info) {
     return arr;
 }
 
+static Napi::Value js_backend_modules(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    const ibl_modules_info m = ibl_call_js(env, [] { return ibl_get_modules(); });
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("dir", m.dir);
+    o.Set("cpuModule", m.cpu_module);
+    o.Set("cpuVariant", m.cpu_variant);
+    Napi::Array mods = Napi::Array::New(env, m.modules.size());
+    for (size_t i = 0; i < m.modules.size(); ++i) mods.Set(i, m.modules[i]);
+    o.Set("modules", mods);
+    return o;
+}
+
+static Napi::Value js_add_backend_dir(const Napi::CallbackInfo & info) {
+    if (info.Length() < 1 || !info[0].IsString()) ibl_throw_type(info.Env(), "addBackendDir: expected a directory path");
+    return Napi::Boolean::New(info.Env(), ibl_backends_add_dir(info[0].As<Napi::String>().Utf8Value()));
+}
+
 static Napi::Value js_system_info(const Napi::CallbackInfo & info) {
-    return Napi::String::New(info.Env(), ibl_get_system_info());
+    return Napi::String::New(info.Env(), ibl_call_js(info.Env(), [] { return ibl_get_system_info(); }));
 }
 
 static Napi::Value js_set_verbose(const Napi::CallbackInfo & info) {
@@ -54,9 +74,23 @@ static Napi::Value js_set_verbose(const Napi::CallbackInfo & info) {
     return info.Env().Undefined();
 }
 
+// {default, max, logical}: the thread count used when none is given, the largest accepted, and the
+// logical CPUs this process may run on.
+static Napi::Value js_threads(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("default", ibl_threads_default());
+    o.Set("max", ibl_threads_max());
+    o.Set("logical", ibl_threads_logical());
+    return o;
+}
+
 void ibl_init_system(Napi::Env env, Napi::Object exports) {
+    exports.Set("threads", Napi::Function::New(env, js_threads, "threads"));
     exports.Set("versions", Napi::Function::New(env, js_versions, "versions"));
     exports.Set("backends", Napi::Function::New(env, js_backends, "backends"));
+    exports.Set("addBackendDir", Napi::Function::New(env, js_add_backend_dir, "addBackendDir"));
+    exports.Set("backendModules", Napi::Function::New(env, js_backend_modules, "backendModules"));
     exports.Set("systemInfo", Napi::Function::New(env, js_system_info, "systemInfo"));
     exports.Set("setVerbose", Napi::Function::New(env, js_set_verbose, "setVerbose"));
 }

@@ -12,6 +12,19 @@
 
 namespace {
 
+// Inputs hold finite values small enough that the preprocessing and the graph cannot overflow float32
+// (squared distances of points, IMU windows through a linear layer, LayerNorm variances).
+constexpr float IBL_INPUT_MAX_ABS = 1e15f;
+
+void check_values(const std::vector<float> & v, const std::string & what) {
+    for (size_t i = 0; i < v.size(); ++i) {
+        if (!std::isfinite(v[i])) ibl_throw("ERR_INPUT_INVALID", "%s: value %zu is %s", what.c_str(), i, std::isnan(v[i]) ? "NaN" : "infinite");
+        if (std::fabs(v[i]) > IBL_INPUT_MAX_ABS) {
+            ibl_throw("ERR_INPUT_INVALID", "%s: value %zu (%g) is out of range (|x| ≤ %g)", what.c_str(), i, v[i], (double) IBL_INPUT_MAX_ABS);
+        }
+    }
+}
+
 std::string lower_ext(const std::string & what, const std::string & format) {
     if (!format.empty()) return format;
     const size_t dot = what.find_last_of('.');
@@ -33,8 +46,14 @@ ibl_prepared prepare_tensor(const ibl_model & model, const ibl_input & in) {
     }
     p.n_clips = (int) (n / item);
     if (in.mod == IBL_MOD_TEXT) {
-        for (float v : in.tensor) p.ids.push_back((int32_t) v);
+        for (float v : in.tensor) {
+            if (!(v >= 0 && v < model.text.vocab_size) || v != std::floor(v)) {
+                ibl_throw("ERR_INPUT_INVALID", "%s: token id %g is not an id of the %d-token vocabulary", in.what.c_str(), v, model.text.vocab_size);
+            }
+            p.ids.push_back((int32_t) v);
+        }
     } else {
+        check_values(in.tensor, in.what);
         p.data = in.tensor;
     }
     return p;
@@ -55,14 +74,13 @@ std::vector<float> npy_item(const ibl_input & in, int64_t want, const char * exp
         for (int64_t d : shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
         ibl_throw("ERR_INPUT_SHAPE", "%s: array of shape (%s), expected %s", in.what.c_str(), got.c_str(), expect);
     }
-    for (float x : v) {
-        if (!std::isfinite(x)) ibl_throw("ERR_INPUT_INVALID", "%s: contains NaN or infinite values", in.what.c_str());
-    }
+    check_values(v, in.what);
     return v;
 }
 
 ibl_prepared prepare_points(const ibl_model & model, const ibl_input & in) {
     const ibl_point_cloud pc = ibl_points_parse(in.bytes.data(), in.bytes.size(), in.what, in.format);
+    check_values(pc.xyz, in.what);
     const ibl_point_groups g = ibl_points_group(pc.xyz.data(), pc.n, model.point.num_group, model.point.group_size);
     ibl_prepared p;
     p.data = g.neighborhoods;
@@ -248,6 +266,12 @@ std::vector<ibl_embedding> ibl_embed(ibl_model & model, const std::vector<ibl_in
         e.mod = inputs[i].mod;
         e.n_clips = prepared[i].n_clips;
         ibl_postprocess(model, e.mod, raw[i].data(), e.n_clips, out_dim, e.raw, e.scaled);
+        for (float v : e.scaled) {
+            if (!std::isfinite(v)) {
+                ibl_throw("ERR_NON_FINITE", "%s: the %s encoder's output is not finite (the model %s holds values out of range for this input)",
+                          inputs[i].what.c_str(), ibl_modality_get(e.mod).name, model.path.c_str());
+            }
+        }
         double ss = 0;
         for (float v : e.scaled) ss += (double) v * v;
         const double inv = 1.0 / std::max(std::sqrt(ss), 1e-12);

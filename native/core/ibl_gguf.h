@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <atomic>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -57,11 +59,19 @@ gguf_context * ibl_gguf_open(const std::string & path, struct ggml_context ** te
 
 // Reads the data of every tensor of `g` that `ctx` holds and that is allocated in a backend buffer
 // (host buffers are read into directly, others through a staging copy); tensors `ctx` lacks or that
-// are not allocated are skipped. Throws ERR_GGUF_TRUNCATED naming the file and tensor.
-void ibl_gguf_load_tensor_data(const std::string & path, const gguf_context * g, struct ggml_context * ctx);
+// are not allocated are skipped. Throws ERR_GGUF_TRUNCATED naming the file and tensor, and
+// ERR_MODEL_INVALID for data holding NaN or infinite values. With a
+// monitor: progress(bytes done, bytes total) after each tensor, and ERR_ABORTED once abort is set.
+struct ibl_load_monitor {
+    const std::atomic<bool> *                   abort = nullptr;
+    std::function<void(uint64_t, uint64_t)>     progress;
+};
+void ibl_gguf_load_tensor_data(const std::string & path, const gguf_context * g, struct ggml_context * ctx,
+                               const ibl_load_monitor * monitor = nullptr);
 
 // The same for just `tensors` (each allocated, each named as in `g`).
-void ibl_gguf_load_tensors(const std::string & path, const gguf_context * g, const std::vector<struct ggml_tensor *> & tensors);
+void ibl_gguf_load_tensors(const std::string & path, const gguf_context * g, const std::vector<struct ggml_tensor *> & tensors,
+                           const ibl_load_monitor * monitor = nullptr);
 
 // Type names as the CLI and metadata spell them: "f32", "f16", "q8_0", "q4_0", "q4_k", ...
 ggml_type ibl_ggml_type_from_name(const std::string & name);  // throws ERR_INVALID_ARG

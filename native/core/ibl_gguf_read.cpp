@@ -18,6 +18,8 @@ uint64_t ibl_file_size(const std::string & path) {
         ibl_throw("ERR_FILE_READ", "%s: cannot access file: %s", path.c_str(), strerror(errno));
     }
     if (S_ISDIR(st.st_mode)) ibl_throw("ERR_FILE_READ", "%s: is a directory, expected a .gguf file", path.c_str());
+    // A FIFO would block the open, a device (/dev/zero) never ends.
+    if (!S_ISREG(st.st_mode)) ibl_throw("ERR_FILE_READ", "%s: not a regular file (a FIFO, device or socket)", path.c_str());
     return (uint64_t) st.st_size;
 }
 
@@ -52,10 +54,7 @@ gguf_context * ibl_gguf_open(const std::string & path, struct ggml_context ** te
     gguf_init_params params = { /*no_alloc*/ true, /*ctx*/ tensors_ctx };
     gguf_context * ctx = gguf_init_from_file(path.c_str(), params);
     if (!ctx) {
-        std::string why = ibl_log_last_error();
-        // gguf logs "gguf_init_from_file_impl: <reason>": keep the reason.
-        const size_t colon = why.find(": ");
-        if (colon != std::string::npos && why.compare(0, 5, "gguf_") == 0) why = why.substr(colon + 2);
+        const std::string why = ibl_log_last_error();
         ibl_throw("ERR_GGUF_INVALID", "%s: corrupt or truncated GGUF file%s%s", path.c_str(),
                   why.empty() ? "" : ": ", why.c_str());
     }
@@ -317,25 +316,33 @@ std::vector<std::string> ibl_gguf_str_array(const gguf_context * ctx, const std:
     return out;
 }
 
-void ibl_gguf_load_tensor_data(const std::string & path, const gguf_context * g, struct ggml_context * ctx) {
+void ibl_gguf_load_tensor_data(const std::string & path, const gguf_context * g, struct ggml_context * ctx,
+                               const ibl_load_monitor * monitor) {
     std::vector<ggml_tensor *> tensors;
     for (int64_t i = 0; i < gguf_get_n_tensors(g); ++i) {
         ggml_tensor * t = ggml_get_tensor(ctx, gguf_get_tensor_name(g, i));
         if (t && t->buffer) tensors.push_back(t);
     }
-    ibl_gguf_load_tensors(path, g, tensors);
+    ibl_gguf_load_tensors(path, g, tensors, monitor);
 }
 
-void ibl_gguf_load_tensors(const std::string & path, const gguf_context * g, const std::vector<ggml_tensor *> & tensors) {
+void ibl_gguf_load_tensors(const std::string & path, const gguf_context * g, const std::vector<ggml_tensor *> & tensors,
+                           const ibl_load_monitor * monitor) {
     FILE * f = fopen(path.c_str(), "rb");
     if (!f) ibl_throw("ERR_FILE_READ", "%s: cannot open: %s", path.c_str(), strerror(errno));
     std::vector<uint8_t> staging;
     const uint64_t data_offset = gguf_get_data_offset(g);
+    uint64_t total = 0, done = 0;
+    for (const ggml_tensor * t : tensors) total += ggml_nbytes(t);
     for (ggml_tensor * t : tensors) {
         const int64_t i = gguf_find_tensor(g, t->name);
         if (i < 0) {
             fclose(f);
             ibl_throw("ERR_MODEL_INVALID", "%s: no tensor '%s' in the file", path.c_str(), t->name);
+        }
+        if (monitor && monitor->abort && monitor->abort->load()) {
+            fclose(f);
+            ibl_throw("ERR_ABORTED", "%s: loading aborted", path.c_str());
         }
         const size_t n = ggml_nbytes(t);
         const uint64_t off = data_offset + gguf_get_tensor_offset(g, i);
@@ -350,7 +357,14 @@ void ibl_gguf_load_tensors(const std::string & path, const gguf_context * g, con
             fclose(f);
             ibl_throw("ERR_GGUF_TRUNCATED", "%s: cannot read tensor '%s'", path.c_str(), t->name);
         }
+        // NaN/Inf in the weights (float values or block scales) would only show as NaN outputs.
+        if (!ggml_validate_row_data(t->type, dst, n)) {
+            fclose(f);
+            ibl_throw("ERR_MODEL_INVALID", "%s: tensor '%s' holds NaN or infinite values", path.c_str(), t->name);
+        }
         if (!host) ggml_backend_tensor_set(t, dst, 0, n);
+        done += n;
+        if (monitor && monitor->progress) monitor->progress(done, total);
     }
     fclose(f);
 }

@@ -3,8 +3,17 @@
 
 #include "gguf.h"
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+
+#ifdef _WIN32
+#include <process.h>
+static unsigned long ibl_process_id() { return (unsigned long) _getpid(); }
+#else
+#include <unistd.h>
+static unsigned long ibl_process_id() { return (unsigned long) getpid(); }
+#endif
 
 // Tensor infos live in no_alloc ggml contexts (gguf_add_tensor copies a ggml_tensor); we open a new
 // one every this many tensors.
@@ -117,7 +126,9 @@ size_t ibl_gguf_writer::tensor_nbytes(const std::string & name) const {
 void ibl_gguf_writer::begin(const std::string & path) {
     if (file_) ibl_throw("ERR_INVALID_STATE", "GGUF writing already began");
     path_     = path;
-    tmp_path_ = path + ".partial";
+    // A name no user owns (not `<path>.partial`): this process and a counter.
+    static std::atomic<uint64_t> counter{0};
+    tmp_path_ = path + ".ibl-" + std::to_string((unsigned long long) ibl_process_id()) + "-" + std::to_string(counter++) + ".tmp";
     file_ = fopen(tmp_path_.c_str(), "wb");
     if (!file_) ibl_throw("ERR_FILE_WRITE", "%s: cannot create file: %s", tmp_path_.c_str(), strerror(errno));
     std::vector<uint8_t> meta(gguf_get_meta_size(gguf_));
@@ -140,6 +151,10 @@ void ibl_gguf_writer::write_tensor_data(const std::string & name, const void * d
     }
     if (written_ != gguf_get_tensor_offset(gguf_, id)) {
         ibl_throw("ERR_INVALID_STATE", "tensor '%s': offset mismatch", name.c_str());
+    }
+    // No file this writer produces holds NaN or infinity (in float values or block scales).
+    if (!ggml_validate_row_data(gguf_get_tensor_type(gguf_, id), data, nbytes)) {
+        ibl_throw("ERR_NON_FINITE", "tensor '%s' holds NaN or infinite values", name.c_str());
     }
     const size_t align  = gguf_get_alignment(gguf_);
     const size_t padded = GGML_PAD(nbytes, align);

@@ -9,6 +9,8 @@
 #define IBL_KEY_ARCH               "general.architecture"
 #define IBL_KEY_NAME               "general.name"
 #define IBL_KEY_FILE_TYPE          "general.file_type"          // ggml type name of the matrices, e.g. "q8_0"
+// A random id that files converted together carry (the LLM and its bind file): a mixed pair is refused.
+#define IBL_KEY_CONVERSION_ID      "imagebind_llm.conversion_id"
 #define IBL_ARCH_IMAGEBIND         "imagebind"
 
 #define IBL_KEY_OUT_DIM            "imagebind.out_embed_dim"

@@ -1,4 +1,6 @@
 #include "ibl_knn.h"
+#include "ibl_threads.h"
+#include "ibl_backend.h"
 #include "ibl_error.h"
 #include "ibl_gguf.h"
 #include "ibl_keys.h"
@@ -6,7 +8,6 @@
 
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
-#include "ggml-cpu.h"
 #include "gguf.h"
 
 #include <algorithm>
@@ -106,6 +107,11 @@ void bind_tensors_mapped(ibl_knn & knn, ibl_knn_impl & im, uint64_t file_size) {
         void * addr = (uint8_t *) im.map.addr + data_offset + gguf_get_tensor_offset(im.gguf, i);
         if (ggml_backend_tensor_alloc(im.buf_w, t, addr) != GGML_STATUS_SUCCESS) {
             ibl_throw("ERR_MODEL_INVALID", "%s: cannot place tensor '%s'", knn.path.c_str(), t->name);
+        }
+        // One pass over the mapped features at load (a search reads them all anyway): NaN or Inf would
+        // rank neighbours arbitrarily.
+        if (!ggml_validate_row_data(t->type, addr, ggml_nbytes(t))) {
+            ibl_throw("ERR_MODEL_INVALID", "%s: tensor '%s' holds NaN or infinite values", knn.path.c_str(), t->name);
         }
     }
     knn.mapped = true;
@@ -225,15 +231,14 @@ std::unique_ptr<ibl_knn> ibl_knn_load(const std::string & path, const ibl_knn_pa
     if (params.use_mmap && im.map.map(path, file_size)) bind_tensors_mapped(*knn, im, file_size);
     else read_tensors(*knn, im);
 
-    im.backend = ggml_backend_cpu_init();
-    if (!im.backend) ibl_throw("ERR_NO_DEVICE", "cannot initialise the CPU backend");
-    ibl_knn_set_n_threads(*knn, params.n_threads);
+    // The scan reads the memory-mapped rows in place: it runs on the CPU.
+    im.backend = ibl_cpu_backend_init(params.n_threads);
     return knn;
 }
 
 void ibl_knn_set_n_threads(ibl_knn & knn, int n_threads) {
     std::lock_guard<std::mutex> lock(knn.impl->mutex);
-    ggml_backend_cpu_set_n_threads(knn.impl->backend, n_threads > 0 ? n_threads : 4);
+    ibl_backend_set_n_threads(knn.impl->backend, ibl_threads_resolve(n_threads));
 }
 
 std::vector<float> ibl_knn_row(const ibl_knn & knn, int64_t i) {

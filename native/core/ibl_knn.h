@@ -31,7 +31,7 @@ enum ibl_knn_metric {
 };
 
 struct ibl_knn_params {
-    int  n_threads = 4;
+    int  n_threads = 0;      // 0: ibl_threads_default()
     bool use_mmap  = true;  // false: read the rows into memory (once) instead of mapping the file
 };
 

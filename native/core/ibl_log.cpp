@@ -39,7 +39,13 @@ void ibl_log_set_verbose(bool verbose) { g_verbose = verbose; }
 void ibl_log_clear_last_error() { t_last_error.clear(); }
 
 std::string ibl_log_last_error() {
+    // The first line says what went wrong first (the next ones are the callers giving up); its
+    // "function_name: " prefix means nothing to a user.
     std::string s = t_last_error;
+    const size_t nl = s.find('\n');
+    if (nl != std::string::npos) s.resize(nl);
+    const size_t colon = s.find(": ");
+    if (colon != std::string::npos && s.find(' ') > colon) s.erase(0, colon + 2);
     while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
     return s;
 }

@@ -1,4 +1,9 @@
 #include "ibl_system.h"
+#include "ibl_backend.h"
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include "ibl_error.h"
 
 #include "ggml-backend.h"
@@ -36,7 +41,7 @@ static const char * device_type_name(enum ggml_backend_dev_type t) {
 }
 
 std::vector<ibl_backend_info> ibl_get_backends() {
-    ibl_log_init();
+    ibl_backends_init();
     std::vector<ibl_backend_info> out;
     for (size_t i = 0; i < ggml_backend_reg_count(); ++i) {
         ggml_backend_reg_t reg = ggml_backend_reg_get(i);
@@ -68,7 +73,18 @@ std::vector<ibl_backend_info> ibl_get_backends() {
     return out;
 }
 
+ibl_modules_info ibl_get_modules() {
+    const ibl_backend_load_info & l = ibl_backends_loaded();
+    return ibl_modules_info{l.dir, l.cpu_module, l.cpu_variant, l.modules};
+}
+
 std::string ibl_get_system_info() {
-    ibl_log_init();
+    ibl_backends_init();
     return llama_print_system_info();
+}
+
+void ibl_release_free_memory() {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
 }

@@ -29,6 +29,19 @@ struct ibl_backend_info {
     std::vector<ibl_device_info> devices;
 };
 
+// The backend modules loaded at run time (ibl_backend.h): where from, and which CPU variant was chosen.
+struct ibl_modules_info {
+    std::string dir;
+    std::string cpu_module;   // e.g. libggml-cpu-zen4.so
+    std::string cpu_variant;  // e.g. zen4; "native" for a source build's -march=native module
+    std::vector<std::string> modules;
+};
+
 ibl_versions                  ibl_get_versions();
+ibl_modules_info              ibl_get_modules();      // loads the backends on first use
 std::vector<ibl_backend_info> ibl_get_backends();
 std::string                   ibl_get_system_info();  // llama_print_system_info()
+
+// Gives freed heap memory back to the system where the C library keeps it (glibc's per-thread arenas
+// hold freed model weights otherwise): called after a model is freed.
+void                          ibl_release_free_memory();

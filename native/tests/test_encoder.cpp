@@ -1,6 +1,7 @@
 // Encoders fed the fixtures' preprocessed input tensors, against the expected head outputs and
 // embeddings (fixtures README §5). The model is the fixture checkpoint converted to GGUF; its path comes
-// from IBL_ENCODER_GGUF (the ava test converts it with our converter at every precision we ship).
+// from IBL_ENCODER_GGUF (the ava test converts it with our converter at every precision we ship), the
+// device from IBL_ENCODER_DEVICE.
 #include "ibl_test.h"
 #include "encoder/ibl_encoder.h"
 
@@ -20,7 +21,10 @@ void test_encoder(ibl_test & t) {
     const double rel = getenv("IBL_ENCODER_REL") ? atof(getenv("IBL_ENCODER_REL")) : 1e-4;
     ibl_model_params mp;
     mp.n_threads = 2;
+    // IBL_ENCODER_DEVICE: run the same checks on another device (test/devices.test.mjs); default the CPU.
+    mp.device = getenv("IBL_ENCODER_DEVICE") ? getenv("IBL_ENCODER_DEVICE") : "cpu";
     auto model = ibl_model_load(gguf, mp);
+    printf("device %s\n", model->device_name.c_str());
 
     std::ifstream mf(t.tiny("manifest.json"));
     const json manifest = json::parse(mf);

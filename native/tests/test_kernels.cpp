@@ -10,7 +10,9 @@
 
 #include "ibl_gguf.h"
 
+#include "ibl_backend.h"
 #include "ggml-alloc.h"
+
 #include "ggml-backend.h"
 #include "ggml.h"
 
@@ -26,12 +28,6 @@ struct case_shape {
     bool strided_x;         // src1 as a permuted view ([K, B, M] stored)
     bool bias = false;      // + a bias row (the ADD the blocked GEMM fuses)
 };
-
-void set_threads(ggml_backend_t backend, int n) {
-    ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(ggml_backend_get_device(backend));
-    auto fn = (ggml_backend_set_n_threads_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads");
-    if (fn) fn(backend, n);
-}
 
 // Row r of an n_per_row-wide matrix after a round trip through `type`.
 std::vector<float> round_trip(ggml_type type, const std::vector<float> & v, int64_t rows, int64_t n_per_row) {
@@ -67,7 +63,7 @@ void run_case(ibl_test & t, ggml_backend_t backend, const case_shape & c, ggml_t
     std::vector<float> bv((size_t) c.N);
     for (auto & v : bv) v = u(rng);
     if (bias) ggml_backend_tensor_set(bias, bv.data(), 0, ggml_nbytes(bias));
-    set_threads(backend, threads);
+    ibl_backend_set_n_threads(backend, threads);
     const bool ok_compute = ggml_backend_graph_compute(backend, gf) == GGML_STATUS_SUCCESS;
     std::vector<float> got((size_t) ggml_nelements(y));
     ggml_backend_tensor_get(y, got.data(), 0, ggml_nbytes(y));
@@ -111,7 +107,7 @@ void check_gelu_erf(ibl_test & t, ggml_backend_t backend) {
     ggml_build_forward_expand(gf, y);
     ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, backend);
     ggml_backend_tensor_set(x, xs.data(), 0, ggml_nbytes(x));
-    set_threads(backend, 2);
+    ibl_backend_set_n_threads(backend, 2);
     const bool ok_compute = ggml_backend_graph_compute(backend, gf) == GGML_STATUS_SUCCESS;
     std::vector<float> ys(xs.size());
     ggml_backend_tensor_get(y, ys.data(), 0, ggml_nbytes(y));
@@ -157,7 +153,7 @@ void check_flash_attn(ibl_test & t, ggml_backend_t backend, int64_t hd, int64_t 
             for (int64_t j = 0; j < L; ++j) m[(size_t) (i * L + j)] = ggml_fp32_to_fp16(j <= i ? 0.0f : -INFINITY);
         ggml_backend_tensor_set(mask, m.data(), 0, ggml_nbytes(mask));
     }
-    set_threads(backend, 2);
+    ibl_backend_set_n_threads(backend, 2);
     const bool ok_compute = ggml_backend_graph_compute(backend, gf) == GGML_STATUS_SUCCESS;
     std::vector<float> got((size_t) ggml_nelements(out));
     ggml_backend_tensor_get(out, got.data(), 0, ggml_nbytes(out));
@@ -192,7 +188,7 @@ void check_flash_attn(ibl_test & t, ggml_backend_t backend, int64_t hd, int64_t 
 }  // namespace
 
 void test_kernels(ibl_test & t) {
-    ggml_backend_t backend = ggml_backend_dev_init(ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU), nullptr);
+    ggml_backend_t backend = ibl_cpu_backend_init(2);
     if (!t.check(backend != nullptr, "CPU backend")) return;
     const case_shape cases[] = {
         {64, 64, 257, 1, false, false},    // fixture-sized linear (257 tokens: the last row by dot products)

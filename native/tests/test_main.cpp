@@ -10,6 +10,7 @@ void test_image(ibl_test & t);
 void test_audio(ibl_test & t);
 void test_text(ibl_test & t);
 void test_knn(ibl_test & t);
+void test_llm(ibl_test & t);
 void test_kernels(ibl_test & t);
 
 struct test_entry { const char * name; void (*fn)(ibl_test &); };
@@ -22,6 +23,7 @@ static const test_entry TESTS[] = {
     {"audio", test_audio},
     {"text", test_text},
     {"knn", test_knn},
+    {"llm", test_llm},
     {"kernels", test_kernels},
 };
 

@@ -11,9 +11,14 @@
 //                                   one ggml mul_mat on the CPU backend: ms and GFLOP/s as JSON (benchmarks)
 //   ibl-driver profile <encoder.gguf> <modality> <threads> [batch] [reps] [no-flash]
 //                                   a trunk on a synthetic input: time per call and a per-op table
-//   ibl-driver logits <llm.gguf> <bind.gguf> <prompt-file> [visual.npy] [device]
+//   ibl-driver logits <llm.gguf> <bind.gguf> <prompt-file> [visual.npy|-] [device] [gpu-layers]
 //                                   the prompt's last-token logits, with the bind network's output for
 //                                   visual.npy injected (fixtures' llm_*_visual.npy), as JSON
+//   ibl-driver greedy <llm.gguf> <bind.gguf> <prompt-file> <visual.npy|-> <n> [device] [gpu-layers]
+//                                   n greedy tokens after the prompt, as JSON
+//   ibl-driver placement <llm.gguf> <bind.gguf> <prompt-file> <visual.npy> [device] [gpu-layers]
+//                                   where each layer's injection vector and weights live, as JSON
+// Each command prints the device it ran on and its time to stderr (gpu-check.sh compares them).
 #include "ibl_driver_bench.h"
 #include "ibl_error.h"
 #include "ibl_gguf.h"
@@ -24,7 +29,9 @@
 #include "encoder/ibl_encoder.h"
 #include "ibl_mmllm.h"
 
+#include <chrono>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include <cmath>
@@ -36,6 +43,8 @@ static int cmd_info() {
     const ibl_versions v = ibl_get_versions();
     printf("imagebind-llm %s, llama.cpp %s (%s), ggml %s\n", v.package.c_str(), v.llama_tag.c_str(),
            v.llama_commit.c_str(), v.ggml_version.c_str());
+    const ibl_modules_info m = ibl_get_modules();
+    printf("cpu variant %s (%s in %s)\n", m.cpu_variant.c_str(), m.cpu_module.c_str(), m.dir.c_str());
     for (const auto & b : ibl_get_backends()) {
         printf("backend %s:", b.name.c_str());
         for (const auto & f : b.features) printf(" %s=%s", f.first.c_str(), f.second.c_str());
@@ -139,23 +148,68 @@ static int cmd_encode(const std::string & gguf, const std::string & modality, co
     }
     b.n = (int) ((mod == IBL_MOD_TEXT ? b.ids.size() : b.data.size()) / item);
     fprintf(stderr, "device %s, %d item(s)\n", model->device_name.c_str(), b.n);
-    print_json_array(ibl_encode(*model, b));
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto out = ibl_encode(*model, b);
+    fprintf(stderr, "encode: %.1f ms\n", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    print_json_array(out);
     return 0;
 }
 
-static int cmd_logits(const std::string & llm, const std::string & bind, const std::string & prompt_file, const std::string & visual_npy,
-                      const std::string & device) {
+struct llm_run {
+    std::unique_ptr<ibl_mmllm>       m;
+    std::unique_ptr<ibl_llm_session> s;
+};
+
+static llm_run llm_prepare(const std::vector<std::string> & a, bool trace = false) {
+    // a: llm, bind, prompt-file, visual ("" or "-": none), device, gpu-layers
     ibl_llm_params lp;
-    lp.device = device;
-    lp.n_gpu_layers = 999;
-    auto m = ibl_mmllm_load({llm, bind, ""}, lp);
-    std::ifstream f(prompt_file);
+    lp.device = a[4];
+    lp.n_gpu_layers = a[5].empty() ? -1 : atoi(a[5].c_str());
+    llm_run r;
+    r.m = ibl_mmllm_load({a[0], a[1], ""}, lp);
+    fprintf(stderr, "device %s, %d layer(s) offloaded\n", r.m->llm->device.c_str(), r.m->llm->n_gpu_layers);
+    ibl_session_params sp;
+    sp.trace_placement = trace;
+    r.s = std::make_unique<ibl_llm_session>(*r.m->llm, sp);
+    if (!a[3].empty() && a[3] != "-") r.s->set_injection(r.m->bind->injection(ibl_npy_load(a[3]).to_f32()));
+    std::ifstream f(a[2]);
     std::stringstream ss;
     ss << f.rdbuf();
-    ibl_llm_session s(*m->llm, ibl_session_params{});
-    if (!visual_npy.empty()) s.set_injection(m->bind->injection(ibl_npy_load(visual_npy).to_f32()));
-    s.eval(ibl_llm_tokenize(*m->llm, ss.str(), true));
-    print_json_array(s.last_logits());
+    const auto t0 = std::chrono::steady_clock::now();
+    r.s->eval(ibl_llm_tokenize(*r.m->llm, ss.str(), true));
+    fprintf(stderr, "prompt: %.1f ms\n", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    return r;
+}
+
+static int cmd_logits(const std::vector<std::string> & a) {
+    print_json_array(llm_prepare(a).s->last_logits());
+    return 0;
+}
+
+static int cmd_greedy(const std::vector<std::string> & a, int n) {
+    llm_run r = llm_prepare(a);
+    ibl_generate_params gp;
+    gp.max_tokens = n;
+    gp.sampling.temperature = 0.0f;
+    const auto t0 = std::chrono::steady_clock::now();
+    const ibl_generate_result g = r.s->generate(gp, [](const std::string &, llama_token) { return true; });
+    fprintf(stderr, "%zu token(s): %.1f ms\n", g.tokens.size(), std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    printf("[");
+    for (size_t i = 0; i < g.tokens.size(); ++i) printf("%s%d", i ? "," : "", g.tokens[i]);
+    printf("]\n");
+    return 0;
+}
+
+static int cmd_placement(const std::vector<std::string> & a) {
+    llm_run r = llm_prepare(a, true);
+    printf("[");
+    const auto & p = r.s->injection_placement();
+    for (size_t i = 0; i < p.size(); ++i) {
+        printf("%s{\"layer\":%d,\"injectionBuffer\":\"%s\",\"injectionHost\":%s,\"injectionCopied\":%s,\"weightBuffer\":\"%s\",\"weightHost\":%s}",
+               i ? "," : "", p[i].layer, p[i].injection_buffer.c_str(), p[i].injection_host ? "true" : "false",
+               p[i].injection_copied ? "true" : "false", p[i].weight_buffer.c_str(), p[i].weight_host ? "true" : "false");
+    }
+    printf("]\n");
     return 0;
 }
 
@@ -169,13 +223,26 @@ int main(int argc, char ** argv) {
         if (cmd == "encode" && argc > 4) return cmd_encode(argv[2], argv[3], argv[4], argc > 5 ? argv[5] : "auto");
         if (cmd == "matmul") return ibl_cmd_matmul(argc, argv);
         if (cmd == "profile") return ibl_cmd_profile(argc, argv);
-        if (cmd == "logits" && argc > 4) return cmd_logits(argv[2], argv[3], argv[4], argc > 5 ? argv[5] : "", argc > 6 ? argv[6] : "auto");
+        auto args = [&](int from, int n) {  // argv[from..from+n), "" where absent
+            std::vector<std::string> v;
+            for (int i = from; i < from + n; ++i) v.push_back(i < argc ? argv[i] : "");
+            if (v[4].empty()) v[4] = "auto";
+            return v;
+        };
+        if (cmd == "logits" && argc > 4) return cmd_logits(args(2, 6));
+        if (cmd == "placement" && argc > 5) return cmd_placement(args(2, 6));
+        if (cmd == "greedy" && argc > 6) {
+            std::vector<std::string> v = {argv[2], argv[3], argv[4], argv[5], argc > 7 ? argv[7] : "auto", argc > 8 ? argv[8] : ""};
+            return cmd_greedy(v, atoi(argv[6]));
+        }
     } catch (const ibl_error & e) {
         fprintf(stderr, "error [%s]: %s\n", e.code.c_str(), e.what());
         return 1;
     }
     fprintf(stderr, "usage: ibl-driver info | inspect <file.gguf> | selftest <dir> | encode <encoder.gguf> <modality> <input.npy> [device]\n"
-                    "       | logits <llm.gguf> <bind.gguf> <prompt-file> [visual.npy] [device]\n"
+                    "       | logits <llm.gguf> <bind.gguf> <prompt-file> [visual.npy|-] [device] [gpu-layers]\n"
+                    "       | greedy <llm.gguf> <bind.gguf> <prompt-file> <visual.npy|-> <n> [device] [gpu-layers]\n"
+                    "       | placement <llm.gguf> <bind.gguf> <prompt-file> <visual.npy> [device] [gpu-layers]\n"
                     "       | matmul <M> <N> <K> <threads> [type] [reps] | profile <encoder.gguf> <modality> <threads> [batch] [reps] [no-flash]\n");
     return 2;
 }

@@ -1,6 +1,7 @@
 #include "ibl_driver_bench.h"
 
 #include "encoder/ibl_encoder.h"
+#include "ibl_backend.h"
 #include "ibl_error.h"
 #include "ibl_gguf.h"
 
@@ -21,13 +22,6 @@ namespace {
 
 double now_ms() {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-// Through the registry (not ggml_backend_cpu_*), so this works the same with a dynamically loaded CPU backend.
-void set_threads(ggml_backend_t backend, int n) {
-    ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(ggml_backend_get_device(backend));
-    auto fn = (ggml_backend_set_n_threads_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads");
-    if (fn) fn(backend, n);
 }
 
 ggml_type type_from_name(const std::string & name) {
@@ -60,8 +54,7 @@ int ibl_cmd_matmul(int argc, char ** argv) {
     ggml_cgraph * gf = ggml_new_graph(ctx);
     ggml_build_forward_expand(gf, y);
 
-    ggml_backend_t backend = ggml_backend_dev_init(ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU), nullptr);
-    set_threads(backend, nt);
+    ggml_backend_t backend = ibl_cpu_backend_init(nt);
     ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, backend);
     std::mt19937 rng(1);
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);

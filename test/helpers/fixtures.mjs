@@ -46,10 +46,14 @@ export function compare(got, exp) {
   return { cosine: dot / Math.sqrt(ng * ne), maxDiff, relDiff: maxDiff / maxExp, n: exp.length, sameLength: got.length === exp.length };
 }
 
-/** Asserts the fixture tolerance `name` ('f32' | 'decoder' | {cosine}) and returns the figures. */
+/**
+ * Asserts the fixture tolerance `name` ('f32' | 'decoder' | {cosine, rel?}: rel bounds the max
+ * difference relative to the max |expected|) and returns the figures.
+ */
 export function assertClose(t, got, exp, tol, what) {
   const c = compare(got, exp);
   t.true(c.sameLength, `${what}: length ${got.length} vs ${exp.length}`);
+  if (typeof tol === 'object' && tol.rel !== undefined) t.true(c.relDiff <= tol.rel, `${what}: max diff ${c.relDiff} of max > ${tol.rel}`);
   if (tol === 'f32') {
     t.true(c.relDiff <= tolerances.f32.max_abs_diff_rel_to_max_abs, `${what}: max diff ${c.relDiff} of max`);
     t.true(c.cosine >= tolerances.f32.cosine_min, `${what}: cosine ${c.cosine}`);
@@ -67,3 +71,19 @@ export function imageToClip(data, shape) {
   for (let ch = 0; ch < C; ch++) for (let f = 0; f < 2; f++) out.set(data.subarray(ch * H * W, (ch + 1) * H * W), (ch * 2 + f) * H * W);
   return out;
 }
+
+/** The fixtures' encoded source files: [input kind, file in assets/, the imagebind case it must match]. */
+export const MEDIA_SOURCES = [
+  ['image', 'dog_image.jpg', 'vision_dog_image'],
+  ['image', 'car_image.jpg', 'vision_car_image'],
+  ['image', 'bird_image.jpg', 'vision_bird_image'],
+  ['audio', 'dog_audio.wav', 'audio_dog_audio'],
+  ['audio', 'car_audio.wav', 'audio_car_audio'],
+  ['audio', 'bird_audio.wav', 'audio_bird_audio'],
+  ['video', 'photos_5s.mp4', 'video_photos_5s'],
+  ['video', 'short_1p2s.mp4', 'video_short_1p2s'],
+  ['point', 'airplane.ply', 'point_airplane'],
+  ['depth', 'depth_car.png', 'depth_car'],
+  ['thermal', 'thermal_dog.png', 'thermal_dog'],
+  ['imu', 'imu_walk.npy', 'imu_walk'],
+];

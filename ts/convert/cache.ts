@@ -11,7 +11,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { addon } from '../binding';
-import { ImagebindError } from '../errors';
+import { ImageBindError, throwIfAborted } from '../errors';
+import { OutputFiles, writeTensorFrom } from './output';
+import { refuseSpecial } from '../files';
 import { ARCH_CACHE, CACHE_KEY, KEY, TN_CACHE } from '../keys';
 import type { GgufMetaEntry } from '../native';
 
@@ -70,7 +72,7 @@ const FAISS_TYPES: Record<string, string> = {
 const SUPPORTED = 'IxFI (IndexFlatIP), IxF2 (IndexFlatL2), IxFl (IndexFlat with the inner-product or L2 metric)';
 
 function fail(code: string, msg: string): never {
-  throw new ImagebindError(code, msg);
+  throw new ImageBindError(code, msg);
 }
 
 async function readExactly(fh: fs.promises.FileHandle, buf: Uint8Array, position: number, file: string): Promise<void> {
@@ -96,6 +98,7 @@ function hex(bytes: Uint8Array): string {
  * metric_type (i32), then the row data as a size_t count of floats followed by the floats.
  */
 export async function readFaissHeader(file: string): Promise<FaissIndexHeader> {
+  await refuseSpecial(file);  // before open: a FIFO would block it
   let fh: fs.promises.FileHandle;
   try {
     fh = await fs.promises.open(file, 'r');
@@ -163,12 +166,15 @@ export async function convertCache(indexPath: string, outPath: string, options: 
   if (options.chunkRows !== undefined && !(Number.isInteger(options.chunkRows) && options.chunkRows >= 1 && options.chunkRows <= 2 ** 31 - 1)) {
     fail('ERR_INVALID_ARG', `chunkRows must be a positive integer, got ${String(options.chunkRows)}`);
   }
-  if (options.signal?.aborted) fail('ABORT_ERR', 'conversion aborted');
+  throwIfAborted(options.signal, 'conversion');
+  const outputs = OutputFiles.prepare([outPath]);
+  await refuseSpecial(indexPath).catch((e) => { outputs.discard(); throw e; });
   let fh: fs.promises.FileHandle;
   try {
     fh = await fs.promises.open(indexPath, 'r');
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
+    outputs.discard();
     fail(err.code === 'ENOENT' ? 'ERR_FILE_NOT_FOUND' : 'ERR_FILE_READ', `${indexPath}: cannot open the faiss index: ${err.message}`);
   }
   let writer: ReturnType<typeof newWriter> | undefined;
@@ -179,7 +185,7 @@ export async function convertCache(indexPath: string, outPath: string, options: 
     const chunkRows = Math.min(options.chunkRows ?? Math.max(1, Math.min(DEFAULT_CHUNK_ROWS, Math.floor(MAX_CHUNK_BYTES / (4 * d)))), N);
     const nChunks = Math.ceil(N / chunkRows);
     const l2 = h.metric === 'l2';
-    writer = newWriter(outPath);
+    writer = newWriter(outputs.temp(outPath));
     const meta: GgufMetaEntry[] = [
       { key: KEY.ARCH, type: 'string', value: ARCH_CACHE },
       { key: KEY.NAME, type: 'string', value: options.name ?? path.basename(indexPath).replace(/\.[^.]*$/, '') },
@@ -212,8 +218,8 @@ export async function convertCache(indexPath: string, outPath: string, options: 
       const values: Float32Array = await next!;
       next = k + 1 < nChunks ? readChunk(k + 1) : undefined;
       next?.catch(() => {});  // awaited on the next turn; keep an early failure from being unhandled
-      if (options.signal?.aborted) fail('ABORT_ERR', 'conversion aborted');
-      await writer.writeTensor(TN_CACHE.FEATURES(k), values);
+      throwIfAborted(options.signal, 'conversion');
+      await writeTensorFrom(indexPath, writer, TN_CACHE.FEATURES(k), values);
       if (l2) {
         const rows = rowsOf(k);
         const sq = new Float32Array(rows);
@@ -228,12 +234,14 @@ export async function convertCache(indexPath: string, outPath: string, options: 
       options.onProgress?.(done, N);
     }
     await writer.finish();
+    outputs.commit();
     return {
       path: outPath, dimension: d, count: N, metric: h.metric, type, chunkRows, chunks: nChunks,
       sourceType: h.fourcc, bytes: fs.statSync(outPath).size,
     };
   } finally {
     writer?.dispose();
+    outputs.discard();
     await fh.close();
   }
 }

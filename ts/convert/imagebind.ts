@@ -5,7 +5,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { addon, packageRoot } from '../binding';
-import { ImagebindError } from '../errors';
+import { ImageBindError, throwIfAborted } from '../errors';
+import { OutputFiles, writeTensorFrom } from './output';
+import { READ_LIMITS, readRegularSync } from '../files';
 import { ARCH_IMAGEBIND, FIELD, KEY, MODALITIES, Modality, PREFIX, TN, modalityKey } from '../keys';
 import type { GgufMetaEntry } from '../native';
 import { openTorchCheckpoint, TorchCheckpoint, TorchTensorInfo } from '../torch';
@@ -64,7 +66,7 @@ interface TensorPlan {
 }
 
 function fail(code: string, msg: string): never {
-  throw new ImagebindError(code, msg);
+  throw new ImageBindError(code, msg);
 }
 
 function loadConfig(c: ConvertImagebindOptions['config']): ImagebindConfig {
@@ -72,9 +74,9 @@ function loadConfig(c: ConvertImagebindOptions['config']): ImagebindConfig {
   if (typeof c !== 'string') return c;
   let text: string;
   try {
-    text = fs.readFileSync(c, 'utf8');
+    text = readRegularSync(c, READ_LIMITS.json, 'a config').toString('utf8');
   } catch (e) {
-    fail('ERR_FILE_NOT_FOUND', `${c}: cannot read the config: ${(e as Error).message}`);
+    fail((e as { code?: string }).code ?? 'ERR_FILE_NOT_FOUND', `${c}: cannot read the config: ${(e as Error).message.replace(`${c}: `, '')}`);
   }
   try {
     return JSON.parse(text) as ImagebindConfig;
@@ -417,8 +419,9 @@ export async function convertImagebind(checkpoint: string, out: string, options:
   if (!ENCODER_TYPES.includes(type)) fail('ERR_INVALID_ARG', `unsupported encoder type '${type}' (${ENCODER_TYPES.join(', ')})`);
   const config = loadConfig(options.config);
   const bpePath = options.bpePath ?? path.join(packageRoot, 'assets', 'clip_bpe', 'bpe_simple_vocab_16e6.txt.gz');
-  const ckpt = await openTorchCheckpoint(checkpoint);
-  const writer = new (addon().GgufStreamWriter)(out);
+  const outputs = OutputFiles.prepare([out]);
+  const ckpt = await openTorchCheckpoint(checkpoint).catch((e) => { outputs.discard(); throw e; });
+  const writer = new (addon().GgufStreamWriter)(outputs.temp(out));
   try {
     const p = new Planner(ckpt, statePrefix(ckpt, checkpoint), checkpoint);
     const modalities = MODALITIES.filter((m) => modalityPresent(p, m));
@@ -444,16 +447,18 @@ export async function convertImagebind(checkpoint: string, out: string, options:
     let bytes = 0;
     const total = p.plans.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1) * 4, 0);
     for (const t of p.plans) {
-      if (options.signal?.aborted) throw new ImagebindError('ABORT_ERR', 'conversion aborted');
+      throwIfAborted(options.signal, 'conversion');
       const data = await t.produce();
-      await writer.writeTensor(t.name, data);
+      await writeTensorFrom(checkpoint, writer, t.name, data);
       bytes += data.byteLength;
       options.onProgress?.(bytes, total, t.name);
     }
     await writer.finish();
+    outputs.commit();
     return { path: out, modalities: [...modalities], tensors: p.plans.length, bytes: fs.statSync(out).size, type };
   } finally {
     writer.dispose();
+    outputs.discard();
     await ckpt.close();
   }
 }

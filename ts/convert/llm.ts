@@ -1,5 +1,5 @@
-// `imagebind-llm convert llm`: Meta-layout LLaMA (params.json, tokenizer.model, consolidated.NN.pth)
-// + the released ImageBind-LLM adapter checkpoint → two GGUFs:
+// `imagebind-llm convert llm`: a LLaMA (Meta's or Hugging Face's layout, optionally plus a delta: see
+// llama-open.ts) + the released ImageBind-LLM adapter checkpoint → two GGUFs:
 //
 //   <prefix>-llm.gguf   an ordinary llama.cpp `llama` model with the adapter merged in: LoRA deltas
 //                       added to the weights (W' = W + l2·l1, no scaling), the adapter's biases as
@@ -8,7 +8,7 @@
 //   <prefix>-bind.gguf  the bind network (bridge), prefix queries, gates and the wv LoRA factors: what
 //                       the image injection needs, and no second copy of the model (see planBind).
 //
-// Everything is declared up front (shapes checked against params.json, the tokenizer and each other,
+// Everything is declared up front (shapes checked against the hyperparameters, the tokenizer and each other,
 // so a wrong adapter fails before anything is written), then streamed one tensor at a time: memory
 // stays near the largest single tensor (in f32), not the checkpoint.
 //
@@ -21,19 +21,35 @@ import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { addon } from '../binding';
-import { ImagebindError } from '../errors';
+import { ImageBindError, throwIfAborted } from '../errors';
+import { OutputFiles, conversionId, writeTensorFrom } from './output';
+import { READ_LIMITS, readRegularSync } from '../files';
 import { ARCH_BIND, ARCH_LLAMA, BIND_KEY, BIND_TN, KEY } from '../keys';
 import type { GgufMetaEntry } from '../native';
 import { openTorchCheckpoint, TorchCheckpoint, TorchTensorInfo } from '../torch';
-import { readSentencePiece, sentencePieceMetadata, SentencePieceVocab } from './sentencepiece';
+import { openLlama } from './llama-open';
+import { ffnHidden, fmt, LlamaParams, LlamaWeights, sameShape } from './llama-source';
+import { sentencePieceMetadata, SentencePieceVocab } from './sentencepiece';
+
+export { ffnHidden, shardAxis } from './llama-source';
 
 export type LlmType = 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'q4_k_m';
 export type BindType = 'f32' | 'f16';
 export const LLM_TYPES: readonly LlmType[] = ['f32', 'f16', 'q8_0', 'q4_0', 'q4_k_m'];
 
 export interface ConvertLlmOptions {
-  /** Folder with params.json, tokenizer.model and consolidated.00.pth (… consolidated.NN.pth). */
+  /**
+   * The base LLaMA folder: Meta's layout (params.json, tokenizer.model, consolidated.NN.pth) or Hugging
+   * Face's (config.json, tokenizer.model, *.safetensors or pytorch_model*.bin with their index; F16, BF16
+   * or F32).
+   */
   llamaDir: string;
+  /**
+   * A delta added to the base on the fly, as upstream makes Open-Chinese-LLaMA-7B (the released 7B.pth
+   * was trained on it): a folder with params.json and consolidated.NN.pth, or one .pth file. Each
+   * tensor is (base + delta) in f32 rounded to f16, and the delta's params.json is used.
+   */
+  delta?: string;
   /** The ImageBind-LLM adapter checkpoint ({'model': state_dict}). */
   adapter: string;
   /** Output prefix: writes `<prefix>-llm.gguf` and `<prefix>-bind.gguf`. */
@@ -60,22 +76,14 @@ export interface ConvertLlmResult {
   queryLayer: number;
   loraRank: number;
   bridge: 'rmsnorm' | 'layernorm';
+  /** Weight files read (base shards, plus the delta's). */
   shards: number;
+  /** The base folder's layout. */
+  layout: 'meta' | 'hf';
+  /** Whether a delta was added. */
+  delta: boolean;
   tensors: { llm: number; bind: number };
   bytes: { llm: number; bind: number };
-}
-
-/** The fields of Meta's params.json we use. */
-interface LlamaParams {
-  dim: number;
-  n_layers: number;
-  n_heads: number;
-  n_kv_heads?: number | null;
-  multiple_of?: number;
-  ffn_dim_multiplier?: number | null;
-  norm_eps: number;
-  vocab_size?: number;
-  rope_theta?: number;
 }
 
 interface TensorPlan {
@@ -90,12 +98,10 @@ const FTYPE: Record<LlmType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, q4_k_
 const GGML_QNT_VERSION = 2;
 
 function fail(code: string, msg: string): never {
-  throw new ImagebindError(code, msg);
+  throw new ImageBindError(code, msg);
 }
 
-const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
-const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 // --- tensor types -----------------------------------------------------------------------------
 
@@ -136,138 +142,6 @@ export function llmTensorType(type: LlmType, role: Role, layer: number, nLayers:
     if (role === 'attn_v' && nLayers === 80 && gqa && t === 'q4_K') t = 'q5_K';
   } else t = type;
   return fitRow(t, rowLen);
-}
-
-// --- the LLaMA checkpoint (one or more Meta shards) ------------------------------------------
-
-/**
- * How Meta's model-parallel shards split each tensor (llama/model.py: ColumnParallelLinear splits the
- * output rows, RowParallelLinear and ParallelEmbedding the input columns; norms are replicated).
- * Returns the torch axis the shards are concatenated along, or -1 for a replicated tensor.
- */
-export function shardAxis(key: string): -1 | 0 | 1 {
-  if (key === 'tok_embeddings.weight') return 1;
-  if (key === 'output.weight') return 0;
-  if (/\.attention\.w[qkv]\.weight$/.test(key) || /\.feed_forward\.w[13]\.weight$/.test(key)) return 0;
-  if (/\.attention\.wo\.weight$/.test(key) || /\.feed_forward\.w2\.weight$/.test(key)) return 1;
-  return -1;
-}
-
-class MetaLlama {
-  constructor(readonly dir: string, readonly shards: TorchCheckpoint[]) {}
-
-  get files(): string { return this.shards.length === 1 ? this.shards[0]!.path : path.join(this.dir, 'consolidated.*.pth'); }
-
-  /** The full (concatenated) torch shape of a tensor. */
-  shape(key: string): number[] {
-    const parts = this.shards.map((s, i) => {
-      const t = s.get(key);
-      if (!t) fail('ERR_CHECKPOINT_MISSING_TENSOR', `${s.path}: missing tensor '${key}'${this.shards.length > 1 ? ` (shard ${i} of ${this.shards.length})` : ''}`);
-      return t;
-    });
-    const first = parts[0]!.shape;
-    const axis = this.shards.length === 1 ? -1 : shardAxis(key);
-    for (let i = 1; i < parts.length; i++) {
-      if (!sameShape(parts[i]!.shape, first)) {
-        fail('ERR_CHECKPOINT_INVALID', `${this.shards[i]!.path}: tensor '${key}' has shape ${fmt(parts[i]!.shape)}, but shard 0 has ${fmt(first)}`);
-      }
-    }
-    if (axis < 0) return [...first];
-    if (first.length !== 2) fail('ERR_CHECKPOINT_INVALID', `${this.shards[0]!.path}: tensor '${key}' has shape ${fmt(first)}, expected a matrix`);
-    const full = [...first];
-    full[axis] = first[axis]! * parts.length;
-    return full;
-  }
-
-  /** The tensor in f32, shards concatenated along their axis. */
-  async read(key: string): Promise<Float32Array> {
-    const axis = this.shards.length === 1 ? -1 : shardAxis(key);
-    if (axis < 0) return this.shards[0]!.readFloat32(key);
-    const full = this.shape(key);
-    const out = new Float32Array(numel(full));
-    const n = this.shards.length;
-    for (let s = 0; s < n; s++) {
-      const part = await this.shards[s]!.readFloat32(key);
-      if (axis === 0) {
-        out.set(part, s * part.length);
-      } else {
-        const rows = full[0]!;
-        const cols = full[1]! / n;
-        for (let r = 0; r < rows; r++) out.set(part.subarray(r * cols, (r + 1) * cols), r * full[1]! + s * cols);
-      }
-    }
-    return out;
-  }
-}
-
-async function openLlama(dir: string): Promise<{ params: LlamaParams; vocab: SentencePieceVocab; llama: MetaLlama }> {
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(dir);
-  } catch {
-    fail('ERR_FILE_NOT_FOUND', `${dir}: no such LLaMA folder`);
-  }
-  if (!st.isDirectory()) fail('ERR_INVALID_ARG', `${dir}: the LLaMA path must be a folder (with params.json, tokenizer.model, consolidated.00.pth)`);
-  const paramsFile = path.join(dir, 'params.json');
-  if (!fs.existsSync(paramsFile)) fail('ERR_FILE_NOT_FOUND', `${paramsFile}: missing (Meta's LLaMA folder has params.json)`);
-  const tokFile = path.join(dir, 'tokenizer.model');
-  if (!fs.existsSync(tokFile)) {
-    const parent = path.join(dir, '..', 'tokenizer.model');
-    // Meta's release keeps tokenizer.model beside the 7B/13B/... folders.
-    if (!fs.existsSync(parent)) fail('ERR_FILE_NOT_FOUND', `${tokFile}: missing (nor is there one in the parent folder, as in Meta's release layout)`);
-  }
-  const params = readParams(paramsFile);
-  const vocab = readSentencePiece(fs.existsSync(tokFile) ? tokFile : path.join(dir, '..', 'tokenizer.model'));
-  const shardFiles = fs.readdirSync(dir).filter((f) => /^consolidated\.\d+\.pth$/.test(f)).sort((a, b) => parseInt(a.split('.')[1]!, 10) - parseInt(b.split('.')[1]!, 10));
-  if (shardFiles.length === 0) fail('ERR_FILE_NOT_FOUND', `${path.join(dir, 'consolidated.00.pth')}: missing (no consolidated.*.pth in ${dir})`);
-  shardFiles.forEach((f, i) => {
-    if (parseInt(f.split('.')[1]!, 10) !== i) fail('ERR_FILE_NOT_FOUND', `${path.join(dir, `consolidated.${String(i).padStart(2, '0')}.pth`)}: missing (found ${shardFiles.join(', ')})`);
-  });
-  const shards: TorchCheckpoint[] = [];
-  try {
-    for (const f of shardFiles) shards.push(await openTorchCheckpoint(path.join(dir, f)));
-  } catch (e) {
-    await Promise.all(shards.map((s) => s.close()));
-    throw e;
-  }
-  return { params, vocab, llama: new MetaLlama(dir, shards) };
-}
-
-function readParams(file: string): LlamaParams {
-  let p: Record<string, unknown>;
-  try {
-    p = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    fail('ERR_CONFIG_INVALID', `${file}: not valid JSON: ${(e as Error).message}`);
-  }
-  const int = (k: string, optional = false): number | undefined => {
-    const v = p[k];
-    if ((v === undefined || v === null) && optional) return undefined;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) fail('ERR_CONFIG_INVALID', `${file}: '${k}' must be a positive integer (got ${JSON.stringify(v)})`);
-    return v;
-  };
-  const dim = int('dim')!;
-  const n_heads = int('n_heads')!;
-  const n_kv_heads = int('n_kv_heads', true);
-  if (dim % n_heads !== 0) fail('ERR_CONFIG_INVALID', `${file}: dim ${dim} is not divisible by n_heads ${n_heads}`);
-  if (n_kv_heads !== undefined && n_heads % n_kv_heads !== 0) fail('ERR_CONFIG_INVALID', `${file}: n_heads ${n_heads} is not divisible by n_kv_heads ${n_kv_heads}`);
-  const eps = p.norm_eps;
-  if (typeof eps !== 'number' || !(eps > 0)) fail('ERR_CONFIG_INVALID', `${file}: 'norm_eps' must be a positive number`);
-  const theta = p.rope_theta;
-  if (theta !== undefined && (typeof theta !== 'number' || !(theta > 0))) fail('ERR_CONFIG_INVALID', `${file}: 'rope_theta' must be a positive number`);
-  const mult = p.ffn_dim_multiplier;
-  return {
-    dim, n_heads, n_kv_heads, n_layers: int('n_layers')!, multiple_of: int('multiple_of', true),
-    ffn_dim_multiplier: typeof mult === 'number' ? mult : undefined, norm_eps: eps, rope_theta: theta as number | undefined,
-    vocab_size: typeof p.vocab_size === 'number' ? p.vocab_size : undefined,
-  };
-}
-
-/** FFN hidden size by Meta's rule: int(2·4·dim/3), times ffn_dim_multiplier, rounded up to multiple_of. */
-export function ffnHidden(dim: number, multipleOf: number, ffnDimMultiplier?: number): number {
-  let h = Math.trunc((2 * 4 * dim) / 3);
-  if (ffnDimMultiplier !== undefined) h = Math.trunc(ffnDimMultiplier * h);
-  return multipleOf * Math.ceil(h / multipleOf);
 }
 
 // --- the adapter ---------------------------------------------------------------------------------
@@ -432,7 +306,8 @@ const LAYER_MATRICES = [
   ['feed_forward.w3', 'feed_forward.lora_w3', 'feed_forward.w3.bias', 'ffn_up', 'ffn_up'],
 ] as const;
 
-function checkDims(params: LlamaParams, vocab: SentencePieceVocab, llama: MetaLlama, ad: Adapter): Dims {
+function checkDims(params: LlamaParams, paramsFile: string, vocab: SentencePieceVocab, llama: LlamaWeights, ad: Adapter): Dims {
+  const pf = path.basename(paramsFile);
   const dim = params.dim;
   const nLayers = params.n_layers;
   const nHeads = params.n_heads;
@@ -441,12 +316,12 @@ function checkDims(params: LlamaParams, vocab: SentencePieceVocab, llama: MetaLl
   const V = vocab.tokens.length;
   const base = (key: string, shape: number[]) => {
     const s = llama.shape(key);
-    if (!sameShape(s, shape)) fail('ERR_SHAPE_MISMATCH', `${llama.files}: tensor '${key}' has shape ${fmt(s)}, but params.json and tokenizer.model (dim ${dim}, ${nHeads} heads, vocabulary ${V}) need ${fmt(shape)}`);
+    if (!sameShape(s, shape)) fail('ERR_SHAPE_MISMATCH', `${llama.files}: tensor '${key}' has shape ${fmt(s)}, but ${pf} and tokenizer.model (dim ${dim}, ${nHeads} heads, vocabulary ${V}) need ${fmt(shape)}`);
   };
   const embd = llama.shape('tok_embeddings.weight');
   if (embd[0] !== V) fail('ERR_SHAPE_MISMATCH', `${llama.files}: tok_embeddings.weight has ${embd[0]} rows, but ${path.join(llama.dir, 'tokenizer.model')} has ${V} pieces`);
   if (params.vocab_size !== undefined && params.vocab_size > 0 && params.vocab_size !== V) {
-    fail('ERR_CONFIG_INVALID', `${path.join(llama.dir, 'params.json')}: vocab_size ${params.vocab_size} differs from the tokenizer's ${V} pieces`);
+    fail('ERR_CONFIG_INVALID', `${paramsFile}: vocab_size ${params.vocab_size} differs from the tokenizer's ${V} pieces`);
   }
   base('tok_embeddings.weight', [V, dim]);
   base('output.weight', [V, dim]);
@@ -454,7 +329,7 @@ function checkDims(params: LlamaParams, vocab: SentencePieceVocab, llama: MetaLl
   const ffn = llama.shape('layers.0.feed_forward.w1.weight')[0]!;
   if (params.multiple_of !== undefined) {
     const want = ffnHidden(dim, params.multiple_of, params.ffn_dim_multiplier ?? undefined);
-    if (want !== ffn) fail('ERR_SHAPE_MISMATCH', `${llama.files}: layers.0.feed_forward.w1.weight has ${ffn} rows, but params.json (dim ${dim}, multiple_of ${params.multiple_of}) gives an FFN of ${want}`);
+    if (want !== ffn) fail('ERR_SHAPE_MISMATCH', `${llama.files}: layers.0.feed_forward.w1.weight has ${ffn} rows, but ${pf} (dim ${dim}, multiple_of ${params.multiple_of}) gives an FFN of ${want}`);
   }
   const outOf = { wq: nHeads * headDim, wk: nKv * headDim, wv: nKv * headDim, wo: dim, w1: ffn, w2: dim, w3: ffn } as Record<string, number>;
   const inOf = { wq: dim, wk: dim, wv: dim, wo: nHeads * headDim, w1: dim, w2: ffn, w3: dim } as Record<string, number>;
@@ -464,7 +339,7 @@ function checkDims(params: LlamaParams, vocab: SentencePieceVocab, llama: MetaLl
       base(`layers.${l}.${k}.weight`, [outOf[w]!, inOf[w]!]);
     }
   }
-  if (llama.shards[0]!.has(`layers.${nLayers}.attention.wq.weight`)) fail('ERR_CONFIG_INVALID', `${llama.files}: has more than params.json's ${nLayers} layers`);
+  if (llama.has(`layers.${nLayers}.attention.wq.weight`)) fail('ERR_CONFIG_INVALID', `${llama.files}: has more than ${pf}'s ${nLayers} layers`);
 
   // Adapter: what it trains is detected from layer 0, then required in every layer.
   const L = ad.llm;
@@ -525,7 +400,7 @@ function checkDims(params: LlamaParams, vocab: SentencePieceVocab, llama: MetaLl
   return { dim, nLayers, nHeads, nKv, headDim, ffn, vocab: V, rank, queryLayer, bindIn, bindHidden, bridge, bridgeBlocks, wBias };
 }
 
-function planLlm(d: Dims, type: LlmType, llama: MetaLlama, ad: Adapter, merger: LoraMerger): TensorPlan[] {
+function planLlm(d: Dims, type: LlmType, llama: LlamaWeights, ad: Adapter, merger: LoraMerger): TensorPlan[] {
   const plans: TensorPlan[] = [];
   const gqa = d.nKv !== d.nHeads;
   const vec = (name: string, n: number, produce: () => Promise<Float32Array>) => plans.push({ name, shape: [n], type: 'f32', produce });
@@ -617,17 +492,17 @@ function planBind(d: Dims, bindType: BindType, ad: Adapter): TensorPlan[] {
 
 // --- writing -------------------------------------------------------------------------------------
 
-async function writeGgufFile(file: string, meta: GgufMetaEntry[], plans: TensorPlan[], progress: (bytes: number, name: string) => void, signal?: AbortSignal): Promise<void> {
+async function writeGgufFile(file: string, sources: string, meta: GgufMetaEntry[], plans: TensorPlan[], progress: (bytes: number, name: string) => void, signal?: AbortSignal): Promise<void> {
   const writer = new (addon().GgufStreamWriter)(file);
   try {
     writer.setMetadata(meta);
     for (const t of plans) writer.addTensor(t.name, t.type, t.shape);
     writer.begin();
     for (const t of plans) {
-      if (signal?.aborted) throw new ImagebindError('ABORT_ERR', 'conversion aborted');
+      throwIfAborted(signal, 'conversion');
       const data = await t.produce();
       if (data.length !== numel(t.shape)) fail('ERR_CHECKPOINT_INVALID', `tensor '${t.name}': got ${data.length} values, expected ${numel(t.shape)}`);
-      await writer.writeTensor(t.name, data);
+      await writeTensorFrom(sources, writer, t.name, data);
       progress(data.byteLength, t.name);
     }
     await writer.finish();
@@ -641,27 +516,30 @@ export async function convertLlm(options: ConvertLlmOptions): Promise<ConvertLlm
   for (const [k, v] of [['llamaDir', llamaDir], ['adapter', adapter], ['outPrefix', outPrefix]] as const) {
     if (typeof v !== 'string' || v.length === 0) fail('ERR_INVALID_ARG_TYPE', `convertLlm: '${k}' must be a non-empty path string`);
   }
+  if (options.delta !== undefined && (typeof options.delta !== 'string' || options.delta.length === 0)) fail('ERR_INVALID_ARG_TYPE', "convertLlm: 'delta' must be a non-empty path string");
   const type = options.type ?? 'f16';
   if (!LLM_TYPES.includes(type)) fail('ERR_INVALID_ARG', `unsupported LLM type '${type}' (${LLM_TYPES.join(', ')})`);
   const bindType = options.bindType ?? 'f32';
   if (bindType !== 'f32' && bindType !== 'f16') fail('ERR_INVALID_ARG', `unsupported bind type '${bindType}' (f32 or f16)`);
   const ctx = options.contextLength ?? 512;
   if (!Number.isInteger(ctx) || ctx < 1) fail('ERR_INVALID_ARG', `contextLength must be a positive integer (got ${ctx})`);
-  if (options.signal?.aborted) throw new ImagebindError('ABORT_ERR', 'conversion aborted');
+  throwIfAborted(options.signal, 'conversion');
   const llmFile = `${outPrefix}-llm.gguf`;
   const bindFile = `${outPrefix}-bind.gguf`;
 
-  const { params, vocab, llama } = await openLlama(llamaDir);
+  const outputs = OutputFiles.prepare([llmFile, bindFile]);
+  const { params, vocab, llama, paramsFile } = await openLlama(llamaDir, { delta: options.delta }).catch((e) => { outputs.discard(); throw e; });
   let adCkpt: TorchCheckpoint | undefined;
   const merger = new LoraMerger();
-  const written: string[] = [];
   try {
     adCkpt = await openTorchCheckpoint(adapter);
     const ad = new Adapter(adCkpt, adapter, llamaDir);
-    const d = checkDims(params, vocab, llama, ad);
+    const d = checkDims(params, paramsFile, vocab, llama, ad);
     const llmPlans = planLlm(d, type, llama, ad, merger);
     const bindPlans = planBind(d, bindType, ad);
     const name = options.name ?? `${path.basename(path.resolve(llamaDir))}-imagebind-llm`;
+    // Both files carry it: a loader refuses an LLM and a bind file from different conversions.
+    const pair = { key: KEY.CONVERSION_ID, type: 'string', value: conversionId() } as const;
 
     const llmMeta: GgufMetaEntry[] = [
       { key: KEY.ARCH, type: 'string', value: ARCH_LLAMA },
@@ -679,6 +557,7 @@ export async function convertLlm(options: ConvertLlmOptions): Promise<ConvertLlm
       { key: 'llama.attention.layer_norm_rms_epsilon', type: 'f32', value: params.norm_eps },
       { key: 'llama.rope.freq_base', type: 'f32', value: params.rope_theta ?? 10000 },
       ...sentencePieceMetadata(vocab),
+      pair,
     ];
     const bindMeta: GgufMetaEntry[] = [
       { key: KEY.ARCH, type: 'string', value: ARCH_BIND },
@@ -698,6 +577,7 @@ export async function convertLlm(options: ConvertLlmOptions): Promise<ConvertLlm
       { key: BIND_KEY.LLM_BLOCK_COUNT, type: 'u32', value: d.nLayers },
       { key: BIND_KEY.LLM_EMBED_DIM, type: 'u32', value: d.dim },
       { key: BIND_KEY.LLM_VOCAB_SIZE, type: 'u32', value: d.vocab },
+      pair,
     ];
 
     const total = [...bindPlans, ...llmPlans].reduce((a, t) => a + numel(t.shape) * 4, 0);
@@ -706,24 +586,22 @@ export async function convertLlm(options: ConvertLlmOptions): Promise<ConvertLlm
       done += bytes;
       options.onProgress?.(done, total, tensor);
     };
-    // The bind file first: small, and it reads every adapter tensor the injection needs.
-    await writeGgufFile(bindFile, bindMeta, bindPlans, progress, options.signal);
-    written.push(bindFile);
-    await writeGgufFile(llmFile, llmMeta, llmPlans, progress, options.signal);
-    written.push(llmFile);
+    // The bind file first: small, and it reads every adapter tensor the injection needs. Neither
+    // replaces an existing file until both are complete.
+    const sources = `${llamaDir} + ${adapter}`;
+    await writeGgufFile(outputs.temp(bindFile), sources, bindMeta, bindPlans, progress, options.signal);
+    await writeGgufFile(outputs.temp(llmFile), sources, llmMeta, llmPlans, progress, options.signal);
+    outputs.commit();
     return {
       llm: llmFile, bind: bindFile, type, bindType, vocabSize: d.vocab, layers: d.nLayers, dim: d.dim,
-      queryLayer: d.queryLayer, loraRank: d.rank, bridge: d.bridge, shards: llama.shards.length,
+      queryLayer: d.queryLayer, loraRank: d.rank, bridge: d.bridge, shards: llama.fileCount, layout: llama.layout, delta: options.delta !== undefined,
       tensors: { llm: llmPlans.length, bind: bindPlans.length },
       bytes: { llm: fs.statSync(llmFile).size, bind: fs.statSync(bindFile).size },
     };
-  } catch (e) {
-    // A failed conversion leaves no half of the pair behind.
-    if (written.length < 2) for (const f of written) fs.rmSync(f, { force: true });
-    throw e;
   } finally {
+    outputs.discard();
     await merger.close();
     await adCkpt?.close();
-    await Promise.all(llama.shards.map((s) => s.close()));
+    await llama.close();
   }
 }

@@ -11,7 +11,8 @@
 // ModelProto.SentencePiece.Type (NORMAL 1, UNKNOWN 2, CONTROL 3, USER_DEFINED 4, UNUSED 5, BYTE 6).
 import fs from 'node:fs';
 import * as protobuf from 'protobufjs';
-import { ImagebindError } from '../errors';
+import { ImageBindError } from '../errors';
+import { READ_LIMITS, readRegularSync } from '../files';
 import type { GgufMetaEntry } from '../native';
 
 const SCHEMA = `
@@ -82,7 +83,7 @@ interface RawModel {
 }
 
 function bad(file: string, msg: string): never {
-  throw new ImagebindError('ERR_TOKENIZER_INVALID', `${file}: not a valid SentencePiece tokenizer.model: ${msg}`);
+  throw new ImageBindError('ERR_TOKENIZER_INVALID', `${file}: not a valid SentencePiece tokenizer.model: ${msg}`);
 }
 
 /** Decodes a SentencePiece model; `file` names it in errors. */
@@ -146,10 +147,10 @@ export function parseSentencePiece(bytes: Uint8Array, file = 'tokenizer.model'):
 export function readSentencePiece(file: string): SentencePieceVocab {
   let bytes: Buffer;
   try {
-    bytes = fs.readFileSync(file);
+    bytes = readRegularSync(file, READ_LIMITS.tokenizer, 'a tokenizer');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'ERR_FILE_NOT_FOUND' : 'ERR_FILE_READ';
-    throw new ImagebindError(code, `${file}: cannot read the tokenizer: ${(e as Error).message}`);
+    const code = (e as { code?: string }).code ?? 'ERR_FILE_READ';
+    throw new ImageBindError(code, `${file}: cannot read the tokenizer: ${(e as Error).message.replace(`${file}: `, '')}`);
   }
   return parseSentencePiece(bytes, file);
 }

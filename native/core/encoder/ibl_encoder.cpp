@@ -4,7 +4,7 @@
 
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
-#include "ggml-cpu.h"
+#include "ibl_backend.h"
 
 #include <algorithm>
 #include <cmath>
@@ -178,6 +178,28 @@ std::vector<float> ibl_images_to_clips(const float * x, int64_t n, int64_t C, in
     return out;
 }
 
+void ibl_encoder_check_geometry(const ibl_model & model) {
+    for (int m = 0; m < IBL_MOD_COUNT; ++m) {
+        const ibl_modality mod = (ibl_modality) m;
+        const ibl_modality_info & info = ibl_modality_get(mod);
+        const ibl_modality_model & mm = model.mod(mod);
+        if (!mm.present || (info.stem != IBL_STEM_PATCH && info.stem != IBL_STEM_WINDOWS)) continue;
+        const patch_geometry g = geometry_of(model, mod);
+        const int dims[3] = {g.T, g.H, g.W};
+        int64_t P = 1;
+        for (int i = 0; i < 3; ++i) {
+            if (dims[i] < g.kernel[i]) {
+                ibl_throw("ERR_MODEL_INVALID", "%s: the %s input (%d × %d × %d) is smaller than its kernel", model.path.c_str(), info.name, g.T, g.H, g.W);
+            }
+            P *= (dims[i] - g.kernel[i]) / g.stride[i] + 1;
+        }
+        if (P + 1 != mm.hp.num_tokens) {
+            ibl_throw("ERR_MODEL_INVALID", "%s: the %s input geometry gives %lld patches, but the model has %d tokens", model.path.c_str(),
+                      info.name, (long long) P, mm.hp.num_tokens);
+        }
+    }
+}
+
 int64_t ibl_encoder_item_size(const ibl_model & model, ibl_modality mod) {
     switch (mod) {
         case IBL_MOD_TEXT: return model.text.context_len;
@@ -201,7 +223,7 @@ std::vector<float> ibl_encode(ibl_model & model, const ibl_encoder_batch & batch
     if (have != (size_t) (item * B)) {
         ibl_throw("ERR_INPUT_SHAPE", "%s input has %zu values, expected %d × %lld", info.name, have, B, (long long) item);
     }
-    ibl_model_use(model, mod);
+    ibl_model_use(model, mod, abort_flag);
 
     const size_t ctx_size = ggml_tensor_overhead() * IBL_GRAPH_MAX_NODES + ggml_graph_overhead_custom(IBL_GRAPH_MAX_NODES, false);
     ggml_init_params ip = { ctx_size, nullptr, /*no_alloc*/ true };
@@ -261,8 +283,16 @@ std::vector<float> ibl_encode(ibl_model & model, const ibl_encoder_batch & batch
     ggml_set_output(out);
     ggml_build_forward_expand(gf, out);
 
-    ggml_backend_t backends[2] = {model.backend, model.backend_cpu};
-    const int n_backends = model.backend == model.backend_cpu ? 1 : 2;
+    // On a device other than the CPU, a backend of its own for this graph: ggml-vulkan grows its scratch
+    // buffers in the middle of a graph that needs more than an earlier graph of the same backend did,
+    // and that corrupts the heap under lavapipe (Mesa 22.3; docs/DEVICES.md). A fresh backend sizes them
+    // for this graph alone. It is cheap next to the graph: the device keeps its pipelines and weights.
+    const bool on_cpu = model.backend == model.backend_cpu;
+    ggml_backend_t dev_backend = on_cpu ? model.backend : ggml_backend_dev_init(ggml_backend_get_device(model.backend), nullptr);
+    if (!dev_backend) ibl_throw("ERR_NO_DEVICE", "cannot initialise device %s", model.device_name.c_str());
+    struct backend_guard { ggml_backend_t b; bool own; ~backend_guard() { if (own) ggml_backend_free(b); } } bg{dev_backend, !on_cpu};
+    ggml_backend_t backends[2] = {dev_backend, model.backend_cpu};
+    const int n_backends = on_cpu ? 1 : 2;
     ggml_backend_sched_t sched = ggml_backend_sched_new(backends, nullptr, n_backends, IBL_GRAPH_MAX_NODES, false, true);
     struct sched_guard { ggml_backend_sched_t s; ~sched_guard() { ggml_backend_sched_free(s); } } sg{sched};
     if (model.eval_cb) ggml_backend_sched_set_eval_callback(sched, model.eval_cb, model.eval_cb_data);
@@ -284,10 +314,10 @@ std::vector<float> ibl_encode(ibl_model & model, const ibl_encoder_batch & batch
             ggml_backend_tensor_set(in_b, centers.data(), 0, ggml_nbytes(in_b));
             break;
     }
-    ggml_backend_cpu_set_n_threads(model.backend_cpu, model.n_threads);
-    ggml_backend_cpu_set_abort_callback(model.backend_cpu, abort_cb, (void *) abort_flag);
+    ibl_backend_set_n_threads(model.backend_cpu, model.n_threads);
+    ibl_backend_set_abort_callback(model.backend_cpu, abort_cb, (void *) abort_flag);
     const ggml_status st = ggml_backend_sched_graph_compute(sched, gf);
-    ggml_backend_cpu_set_abort_callback(model.backend_cpu, nullptr, nullptr);
+    ibl_backend_set_abort_callback(model.backend_cpu, nullptr, nullptr);
     if (abort_flag && abort_flag->load()) ibl_throw("ERR_ABORTED", "encoding aborted");
     if (st != GGML_STATUS_SUCCESS) ibl_throw("ERR_COMPUTE", "%s graph computation failed (status %d)", info.name, (int) st);
 

@@ -30,6 +30,10 @@ std::vector<float> ibl_encode(ibl_model & model, const ibl_encoder_batch & batch
 // The expected element count of one item's input for `mod` (validation before anything reaches ggml).
 int64_t ibl_encoder_item_size(const ibl_model & model, ibl_modality mod);
 
+// At load: every patch-stem modality's input geometry (image size, spectrogram, IMU length, kernel,
+// stride) gives exactly the model's token count; else ERR_MODEL_INVALID (before any input is read).
+void ibl_encoder_check_geometry(const ibl_model & model);
+
 // Post-processing of one input made of `n_clips` items (fixtures §5): each clip's raw output is L2
 // normalised (eps 1e-12) and multiplied by the logit scale, then clips are averaged.
 // `raw_mean` gets the clip average of the raw outputs, `embedding` the averaged post-processed vector.

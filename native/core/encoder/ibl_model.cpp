@@ -1,4 +1,7 @@
 #include "ibl_model.h"
+#include "ibl_encoder.h"
+#include "ibl_threads.h"
+#include "ibl_backend.h"
 #include "ibl_error.h"
 #include "ibl_gguf.h"
 #include "ibl_keys.h"
@@ -6,12 +9,12 @@
 #include "ibl_bpe.h"
 
 #include "ggml-alloc.h"
-#include "ggml-cpu.h"
 #include "gguf.h"
 
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -88,11 +91,13 @@ struct meta_reader {
 };
 
 void load_trunk_hparams(const meta_reader & r, const char * m, ibl_trunk_hparams & hp) {
-    hp.embed_dim   = r.i(m, IBL_F_EMBED_DIM, 1, 65536);
-    hp.n_blocks    = r.i(m, IBL_F_BLOCK_COUNT, 0, 1024);
-    hp.n_heads     = r.i(m, IBL_F_HEAD_COUNT, 1, 1024);
-    hp.ffn_dim     = r.i(m, IBL_F_FFN_DIM, 1, 1 << 20);
-    hp.num_tokens  = r.i(m, IBL_F_NUM_TOKENS, 1, 1 << 20);
+    // Bounds: what the architecture and memory allow (ImageBind-huge: width 1280, 32 blocks, 16 heads,
+    // 5120 hidden, 257 tokens; the attention matrices grow with the square of the tokens).
+    hp.embed_dim   = r.i(m, IBL_F_EMBED_DIM, 1, 8192);
+    hp.n_blocks    = r.i(m, IBL_F_BLOCK_COUNT, 0, 256);
+    hp.n_heads     = r.i(m, IBL_F_HEAD_COUNT, 1, 256);
+    hp.ffn_dim     = r.i(m, IBL_F_FFN_DIM, 1, 65536);
+    hp.num_tokens  = r.i(m, IBL_F_NUM_TOKENS, 1, 4096);
     hp.ln_eps      = r.f(m, IBL_F_LN_EPS, 0, 1, false, 1e-6);
     hp.stem_ln_eps = r.f(m, IBL_F_STEM_LN_EPS, 0, 1, false, 1e-5);
     hp.head_ln_eps = r.f(m, IBL_F_HEAD_LN_EPS, 0, 1, false, 1e-6);
@@ -100,7 +105,7 @@ void load_trunk_hparams(const meta_reader & r, const char * m, ibl_trunk_hparams
     hp.pre_ln      = r.b(m, IBL_F_PRE_LN, false);
     hp.kv_bias     = r.b(m, IBL_F_KV_BIAS, false);
     hp.causal      = r.b(m, IBL_F_CAUSAL, false);
-    hp.in_channels = r.i(m, IBL_F_IN_CHANNELS, 0, 4096, false, 0);
+    hp.in_channels = r.i(m, IBL_F_IN_CHANNELS, 0, 64, false, 0);
     for (int64_t k : ibl_gguf_int_array(r.g, r.file, r.key(m, IBL_F_KERNEL))) hp.kernel.push_back((int) k);
     for (int64_t s : ibl_gguf_int_array(r.g, r.file, r.key(m, IBL_F_STRIDE))) hp.stride.push_back((int) s);
     if (hp.embed_dim % hp.n_heads != 0) {
@@ -110,7 +115,7 @@ void load_trunk_hparams(const meta_reader & r, const char * m, ibl_trunk_hparams
         ibl_throw("ERR_MODEL_INVALID", "%s: %s kernel_size/stride must have the same 1 to 3 entries", r.file.c_str(), m);
     }
     for (size_t i = 0; i < hp.kernel.size(); ++i) {
-        if (hp.kernel[i] < 1 || hp.stride[i] < 1 || hp.kernel[i] > 4096 || hp.stride[i] > hp.kernel[i]) {
+        if (hp.kernel[i] < 1 || hp.stride[i] < 1 || hp.kernel[i] > 256 || hp.stride[i] > hp.kernel[i]) {
             ibl_throw("ERR_MODEL_INVALID", "%s: %s kernel_size/stride out of range", r.file.c_str(), m);
         }
     }
@@ -222,60 +227,50 @@ void load_modality(const meta_reader & r, const tensor_getter & tg, ibl_model & 
 void load_preprocess_params(const meta_reader & r, ibl_model & model) {
     if (model.mods[IBL_MOD_VISION].present) {
         auto & v = model.vision;
-        v.image_size      = r.i("vision", IBL_F_IMAGE_SIZE, 1, 16384, false, v.image_size);
-        v.frames          = r.i("vision", IBL_F_FRAMES, 1, 64, false, v.frames);
-        v.clips_per_video = r.i("vision", IBL_F_CLIPS_PER_VIDEO, 1, 1024, false, v.clips_per_video);
-        v.clip_duration   = r.f("vision", IBL_F_CLIP_DURATION, 1e-3, 1e4, false, v.clip_duration);
+        v.image_size      = r.i("vision", IBL_F_IMAGE_SIZE, 1, 2048, false, v.image_size);
+        v.frames          = r.i("vision", IBL_F_FRAMES, 1, 16, false, v.frames);
+        v.clips_per_video = r.i("vision", IBL_F_CLIPS_PER_VIDEO, 1, 64, false, v.clips_per_video);
+        v.clip_duration   = r.f("vision", IBL_F_CLIP_DURATION, 1e-3, 60, false, v.clip_duration);
         const auto mean = ibl_gguf_float_array(r.g, r.file, r.key("vision", IBL_F_IMAGE_MEAN));
         const auto std  = ibl_gguf_float_array(r.g, r.file, r.key("vision", IBL_F_IMAGE_STD));
         if (mean.size() == 3 && std.size() == 3) {
-            for (int c = 0; c < 3; ++c) { v.mean[c] = (float) mean[c]; v.std[c] = (float) std[c]; }
+            for (int c = 0; c < 3; ++c) {
+                if (!std::isfinite(mean[c]) || !(std::fabs(std[c]) >= 1e-6) || !std::isfinite(std[c])) {
+                    ibl_throw("ERR_MODEL_INVALID", "%s: vision image_mean/image_std must be finite with std ≠ 0 (channel %d: %g / %g)",
+                              r.file.c_str(), c, mean[c], std[c]);
+                }
+                v.mean[c] = (float) mean[c];
+                v.std[c]  = (float) std[c];
+            }
         }
     }
     if (model.mods[IBL_MOD_AUDIO].present) {
         auto & a = model.audio;
-        a.sample_rate     = r.i("audio", IBL_F_SAMPLE_RATE, 1000, 1000000, false, a.sample_rate);
-        a.mel_bins        = r.i("audio", IBL_F_MEL_BINS, 1, 4096, false, a.mel_bins);
-        a.target_len      = r.i("audio", IBL_F_TARGET_LEN, 1, 1 << 20, false, a.target_len);
-        a.clips_per_video = r.i("audio", IBL_F_CLIPS_PER_VIDEO, 1, 1024, false, a.clips_per_video);
-        a.clip_duration   = r.f("audio", IBL_F_CLIP_DURATION, 1e-3, 1e4, false, a.clip_duration);
+        a.sample_rate     = r.i("audio", IBL_F_SAMPLE_RATE, 1000, 192000, false, a.sample_rate);
+        a.mel_bins        = r.i("audio", IBL_F_MEL_BINS, 1, 512, false, a.mel_bins);
+        a.target_len      = r.i("audio", IBL_F_TARGET_LEN, 1, 4096, false, a.target_len);
+        a.clips_per_video = r.i("audio", IBL_F_CLIPS_PER_VIDEO, 1, 64, false, a.clips_per_video);
+        a.clip_duration   = r.f("audio", IBL_F_CLIP_DURATION, 1e-3, 60, false, a.clip_duration);
         a.mean            = r.f("audio", IBL_F_AUDIO_MEAN, -1e6, 1e6, false, a.mean);
         a.std             = r.f("audio", IBL_F_AUDIO_STD, 1e-9, 1e6, false, a.std);
     }
     if (model.mods[IBL_MOD_TEXT].present) {
-        model.text.context_len = r.i("text", IBL_F_CONTEXT_LEN, 1, 1 << 20, false, model.text.context_len);
-        model.text.vocab_size  = r.i("text", IBL_F_VOCAB_SIZE, 1, 1 << 24);
+        model.text.context_len = r.i("text", IBL_F_CONTEXT_LEN, 1, 1024, false, model.text.context_len);
+        model.text.vocab_size  = r.i("text", IBL_F_VOCAB_SIZE, 1, 1 << 20);
         model.bpe_merges = ibl_gguf_str_array(r.g, r.file, r.key("text", IBL_F_BPE_MERGES));
         if (model.bpe_merges.empty()) ibl_throw("ERR_MODEL_INVALID", "%s: the text encoder has no BPE merges (imagebind.text.bpe_merges)", r.file.c_str());
     }
-    model.depth.image_size   = r.i("depth", IBL_F_IMAGE_SIZE, 1, 16384, false, 224);
-    model.thermal.image_size = r.i("thermal", IBL_F_IMAGE_SIZE, 1, 16384, false, 224);
+    model.depth.image_size   = r.i("depth", IBL_F_IMAGE_SIZE, 1, 2048, false, 224);
+    model.thermal.image_size = r.i("thermal", IBL_F_IMAGE_SIZE, 1, 2048, false, 224);
     if (model.mods[IBL_MOD_IMU].present) {
-        model.imu.channels = r.i("imu", IBL_F_IMU_CHANNELS, 1, 1024, false, model.imu.channels);
-        model.imu.length   = r.i("imu", IBL_F_IMU_LENGTH, 1, 1 << 24, false, model.imu.length);
-        model.imu.window   = r.i("imu", IBL_F_IMU_WINDOW, 1, 1 << 16, false, model.imu.window);
+        model.imu.channels = r.i("imu", IBL_F_IMU_CHANNELS, 1, 64, false, model.imu.channels);
+        model.imu.length   = r.i("imu", IBL_F_IMU_LENGTH, 1, 1 << 17, false, model.imu.length);
+        model.imu.window   = r.i("imu", IBL_F_IMU_WINDOW, 1, 4096, false, model.imu.window);
     }
     if (model.mods[IBL_MOD_POINT].present) {
-        model.point.num_group  = r.i("point", IBL_F_NUM_GROUP, 1, 1 << 20);
-        model.point.group_size = r.i("point", IBL_F_GROUP_SIZE, 1, 1 << 16);
+        model.point.num_group  = r.i("point", IBL_F_NUM_GROUP, 1, 8192);
+        model.point.group_size = r.i("point", IBL_F_GROUP_SIZE, 1, 1024);
     }
-}
-
-ggml_backend_dev_t pick_device(const std::string & want, const std::string & file) {
-    if (want == "cpu" || want.empty()) return ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
-    if (want == "auto" || want == "gpu") {
-        ggml_backend_dev_t d = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU);
-        if (!d) d = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_IGPU);
-        if (!d && want == "gpu") ibl_throw("ERR_NO_DEVICE", "%s: no GPU device in this build (see `imagebind-llm info`)", file.c_str());
-        return d ? d : ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
-    }
-    ggml_backend_dev_t d = ggml_backend_dev_by_name(want.c_str());
-    if (!d) {
-        std::string names;
-        for (size_t i = 0; i < ggml_backend_dev_count(); ++i) names += std::string(names.empty() ? "" : ", ") + ggml_backend_dev_name(ggml_backend_dev_get(i));
-        ibl_throw("ERR_NO_DEVICE", "unknown device '%s' (available: %s)", want.c_str(), names.c_str());
-    }
-    return d;
 }
 
 // Every weight tensor of a trunk.
@@ -294,12 +289,21 @@ std::vector<ggml_tensor *> trunk_tensors(const ibl_trunk_weights & w) {
     return out;
 }
 
-// The trunk's tensors in place in the mapped file: one host buffer over the span of their data.
-ggml_backend_buffer_t bind_mapped(ibl_model & model, const std::vector<ggml_tensor *> & tensors) {
+void unbind(const std::vector<ggml_tensor *> & tensors) {
+    for (ggml_tensor * t : tensors) { t->buffer = nullptr; t->data = nullptr; }
+}
+
+// The trunk's tensors in place in the mapped file: one host buffer over the span of their data, which is
+// checked for NaN/Inf first (the same check ibl_gguf_load_tensors makes on the read path).
+ggml_backend_buffer_t bind_mapped(ibl_model & model, const std::vector<ggml_tensor *> & tensors, const std::atomic<bool> * abort) {
     char * base = (char *) model.map->addr + gguf_get_data_offset(model.gguf);
     size_t lo = SIZE_MAX, hi = 0, max_size = 0;
     for (ggml_tensor * t : tensors) {
+        if (abort && abort->load()) ibl_throw("ERR_ABORTED", "%s: loading aborted", model.path.c_str());
         const size_t off = gguf_get_tensor_offset(model.gguf, gguf_find_tensor(model.gguf, t->name));
+        if (!ggml_validate_row_data(t->type, base + off, ggml_nbytes(t))) {
+            ibl_throw("ERR_MODEL_INVALID", "%s: tensor '%s' holds NaN or infinite values", model.path.c_str(), t->name);
+        }
         lo = std::min(lo, off);
         hi = std::max(hi, off + ggml_nbytes(t));
         max_size = std::max(max_size, ggml_nbytes(t));
@@ -310,6 +314,7 @@ ggml_backend_buffer_t bind_mapped(ibl_model & model, const std::vector<ggml_tens
     for (ggml_tensor * t : tensors) {
         const size_t off = gguf_get_tensor_offset(model.gguf, gguf_find_tensor(model.gguf, t->name));
         if (ggml_backend_tensor_alloc(buf, t, base + off) != GGML_STATUS_SUCCESS) {
+            unbind(tensors);
             ggml_backend_buffer_free(buf);
             ibl_throw("ERR_MODEL_INVALID", "%s: cannot place tensor '%s'", model.path.c_str(), t->name);
         }
@@ -318,7 +323,7 @@ ggml_backend_buffer_t bind_mapped(ibl_model & model, const std::vector<ggml_tens
 }
 
 // The trunk's tensors read from the file into one new buffer on the model's device.
-ggml_backend_buffer_t read_into_buffer(ibl_model & model, const std::vector<ggml_tensor *> & tensors) {
+ggml_backend_buffer_t read_into_buffer(ibl_model & model, const std::vector<ggml_tensor *> & tensors, const std::atomic<bool> * abort) {
     ggml_backend_buffer_type_t buft = ggml_backend_get_default_buffer_type(model.backend);
     const size_t align = ggml_backend_buft_get_alignment(buft);
     size_t size = 0;
@@ -328,9 +333,11 @@ ggml_backend_buffer_t read_into_buffer(ibl_model & model, const std::vector<ggml
     ggml_tallocr ta = ggml_tallocr_new(buf);
     for (ggml_tensor * t : tensors) ggml_tallocr_alloc(&ta, t);
     try {
-        ibl_gguf_load_tensors(model.path, model.gguf, tensors);
+        ibl_load_monitor monitor;
+        monitor.abort = abort;
+        ibl_gguf_load_tensors(model.path, model.gguf, tensors, &monitor);
     } catch (...) {
-        for (ggml_tensor * t : tensors) { t->buffer = nullptr; t->data = nullptr; }
+        unbind(tensors);
         ggml_backend_buffer_free(buf);
         throw;
     }
@@ -339,12 +346,12 @@ ggml_backend_buffer_t read_into_buffer(ibl_model & model, const std::vector<ggml
 
 }  // namespace
 
-void ibl_model_use(ibl_model & model, ibl_modality mod) {
+void ibl_model_use(ibl_model & model, ibl_modality mod, const std::atomic<bool> * abort) {
     std::lock_guard<std::mutex> lock(model.weights_mutex);
     ibl_modality_model & mm = model.mods[mod];
     if (!mm.present || mm.buf) return;
     const std::vector<ggml_tensor *> tensors = trunk_tensors(mm.w);
-    mm.buf = model.map ? bind_mapped(model, tensors) : read_into_buffer(model, tensors);
+    mm.buf = model.map ? bind_mapped(model, tensors, abort) : read_into_buffer(model, tensors, abort);
     ggml_backend_buffer_set_usage(mm.buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
 }
 
@@ -379,6 +386,7 @@ std::unique_ptr<ibl_model> ibl_model_load(const std::string & path, const ibl_mo
         load_modality(r, tg, *model, id);
     }
     load_preprocess_params(r, *model);
+    ibl_encoder_check_geometry(*model);
     if (model->mods[IBL_MOD_TEXT].present) model->tokenizer = std::make_shared<ibl_bpe>(model->bpe_merges);
     if (model->mods[IBL_MOD_AUDIO].present) {
         ibl_audio_params ap;
@@ -392,29 +400,30 @@ std::unique_ptr<ibl_model> ibl_model_load(const std::string & path, const ibl_mo
         model->audio_ctx = ibl_audio_ctx_init(ap);
     }
 
-    ggml_backend_dev_t dev = pick_device(params.device, path);
+    ggml_backend_dev_t dev = ibl_device_pick(params.device, path);
     model->backend = ggml_backend_dev_init(dev, nullptr);
     if (!model->backend) ibl_throw("ERR_NO_DEVICE", "cannot initialise device %s", ggml_backend_dev_name(dev));
     model->device_name = ggml_backend_dev_name(dev);
-    model->n_threads = params.n_threads > 0 ? params.n_threads : 4;
+    model->n_threads = ibl_threads_resolve(params.n_threads);
+    ibl_threads_probe(model->n_threads);
     model->flash_attn = params.flash_attn;
-    if (params.use_mmap && ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU) {
-        model->backend_cpu = model->backend;
-    } else {
-        model->backend_cpu = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
-    }
-    ggml_backend_cpu_set_n_threads(model->backend_cpu, model->n_threads);
+    // The CPU runs what the device cannot (the scheduler falls back to it op by op).
+    model->backend_cpu = ibl_device_is_cpu(dev) ? model->backend : ibl_cpu_backend_init(model->n_threads);
+    ibl_backend_set_n_threads(model->backend_cpu, model->n_threads);
 
     for (const auto & m : model->mods) {
         for (ggml_tensor * t : trunk_tensors(m.w)) model->weights_bytes += ggml_nbytes(t);
     }
     // On the CPU the weights are used in place from the mapped file (no copy; pages are read when first
     // used); a device that cannot use host memory gets each trunk's tensors read at its first use.
-    if (ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU) {
+    if (params.use_mmap && ibl_device_is_cpu(dev)) {
         ggml_backend_dev_props props;
         ggml_backend_dev_get_props(dev, &props);
         auto map = std::make_unique<ibl_file_map>();
         if (props.caps.buffer_from_host_ptr && map->map(path, ibl_file_size(path))) model->map = std::move(map);
     }
+    // No weight data is read here (ibl_model_use does, per trunk): the load is done once it is checked.
+    if (params.monitor.abort && params.monitor.abort->load()) ibl_throw("ERR_ABORTED", "%s: loading aborted", path.c_str());
+    if (params.monitor.progress) params.monitor.progress(1, 1);
     return model;
 }

@@ -1,6 +1,7 @@
 // An ImageBind encoder GGUF loaded onto a ggml backend: hyperparameters and weights per modality.
 #pragma once
 
+#include "ibl_gguf.h"
 #include "ibl_modality.h"
 #include "ibl_mmap.h"
 
@@ -87,10 +88,11 @@ struct ibl_modality_model {
 };
 
 struct ibl_model_params {
-    int         n_threads = 4;
+    int         n_threads = 0;            // 0: ibl_threads_default()
     std::string device = "auto";  // "auto" (first GPU, else CPU), "cpu", or a ggml device name
     bool        use_mmap = true;  // CPU: use the weights in place from the mapped file (else read each trunk)
     bool        flash_attn = true;  // CPU: fused attention (false: the mul_mat attention, for comparisons)
+    ibl_load_monitor monitor;      // abort flag and progress of the load (no weight data is read there)
 };
 
 struct ibl_model {
@@ -118,7 +120,7 @@ struct ibl_model {
     ggml_backend_t          backend = nullptr;    // where the graph runs
     ggml_backend_t          backend_cpu = nullptr;
     std::string             device_name;
-    int                     n_threads = 4;
+    int                     n_threads = 1;
     bool                    flash_attn = true;
     // Observes every node of the encoder graphs when set (per-op profiling: ibl-driver profile).
     ggml_backend_sched_eval_callback eval_cb = nullptr;
@@ -129,9 +131,10 @@ struct ibl_model {
 };
 
 // Makes a trunk's weights usable (thread-safe, once per trunk): on the CPU the mapped file's pages are
-// used in place (read by the OS as the graph first touches them), elsewhere the trunk's tensors are read
-// into a buffer on the device. An image-only user thus never pays for the text, audio, ... weights.
-void ibl_model_use(ibl_model & model, ibl_modality mod);
+// used in place, elsewhere the trunk's tensors are read into a buffer on the device. An image-only user
+// thus never pays for the text, audio, ... weights. The trunk's data is checked for NaN/Inf first
+// (ERR_MODEL_INVALID naming the file and tensor; the trunk stays unbound); `abort` stops a read.
+void ibl_model_use(ibl_model & model, ibl_modality mod, const std::atomic<bool> * abort = nullptr);
 
 // Whether the trunk's weights have been bound (ibl_model_use); thread-safe.
 bool ibl_model_trunk_loaded(const ibl_model & model, ibl_modality mod);

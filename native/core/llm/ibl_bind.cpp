@@ -1,4 +1,6 @@
 #include "ibl_bind.h"
+#include "ibl_threads.h"
+#include "ibl_backend.h"
 #include "ibl_error.h"
 #include "ibl_gguf.h"
 #include "ibl_keys.h"
@@ -6,7 +8,6 @@
 
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
-#include "ggml-cpu.h"
 #include "gguf.h"
 
 #include <cmath>
@@ -98,19 +99,29 @@ std::vector<std::vector<float>> ibl_bind_impl::run(const std::function<std::vect
     return res;
 }
 
+// A tensor the bind network uses: present (when required), of a type its graph computes with (vectors
+// f32; matrices f32 or f16 in the bind file, any matmul type in the LLM file), of the expected shape.
 static ggml_tensor * need(ggml_context * ctx, const std::string & file, const std::string & name, std::initializer_list<int64_t> shape,
-                          bool required = true) {
+                          bool required = true, bool llm_matrix = false) {
     ggml_tensor * t = ggml_get_tensor(ctx, name.c_str());
     if (!t) {
         if (required) ibl_throw("ERR_MODEL_INVALID", "%s: missing tensor '%s'", file.c_str(), name.c_str());
         return nullptr;
     }
+    const bool matrix = shape.size() > 1;
+    const bool type_ok = t->type == GGML_TYPE_F32 || (matrix && (t->type == GGML_TYPE_F16 || (llm_matrix && ggml_is_quantized(t->type))));
+    if (!type_ok) {
+        ibl_throw("ERR_MODEL_INVALID", "%s: tensor '%s' is stored as %s, which the bind network cannot use (%s)", file.c_str(), name.c_str(),
+                  ggml_type_name(t->type), matrix ? "f32 or f16" : "f32");
+    }
     int i = 0;
-    for (int64_t d : shape) {
-        if (t->ne[i++] != d) {
-            ibl_throw("ERR_MODEL_MISMATCH", "%s: tensor '%s' is [%lld, %lld], expected [%lld, %lld]", file.c_str(), name.c_str(),
-                      (long long) t->ne[0], (long long) t->ne[1], (long long) *shape.begin(), (long long) (shape.size() > 1 ? *(shape.begin() + 1) : 1));
-        }
+    bool ok = true;
+    for (int64_t d : shape) ok = ok && t->ne[i++] == d;
+    for (; i < GGML_MAX_DIMS; ++i) ok = ok && t->ne[i] == 1;
+    if (!ok) {
+        ibl_throw("ERR_MODEL_MISMATCH", "%s: tensor '%s' is [%lld, %lld, %lld, %lld], expected [%lld, %lld]", file.c_str(), name.c_str(),
+                  (long long) t->ne[0], (long long) t->ne[1], (long long) t->ne[2], (long long) t->ne[3],
+                  (long long) *shape.begin(), (long long) (shape.size() > 1 ? *(shape.begin() + 1) : 1));
     }
     return t;
 }
@@ -120,8 +131,8 @@ std::unique_ptr<ibl_bind> ibl_bind_load(const std::string & bind_path, const std
     bind->path = bind_path;
     bind->impl = std::make_unique<ibl_bind_impl>();
     ibl_bind_impl & im = *bind->impl;
-    im.backend = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
-    ggml_backend_cpu_set_n_threads(im.backend, n_threads > 0 ? n_threads : 4);
+    // The bind network is a few small matrix-vector products per query: it runs on the CPU.
+    im.backend = ibl_cpu_backend_init(ibl_threads_resolve(n_threads));
 
     gguf_context * g = ibl_gguf_open(bind_path, &im.ctx_bind);
     struct gg { gguf_context * g; ~gg() { gguf_free(g); } } gguard{g};
@@ -170,14 +181,27 @@ std::unique_ptr<ibl_bind> ibl_bind_load(const std::string & bind_path, const std
     if (Q > 0) {
         im.prefix = need(im.ctx_bind, bind_path, IBL_TN_INJ_PREFIX, {D, Q});
         im.gate   = need(im.ctx_bind, bind_path, IBL_TN_INJ_GATE, {bind->n_head, Q});
+        for (const ggml_tensor * t : {im.prefix, im.gate}) {
+            if (t->type != GGML_TYPE_F32) {
+                ibl_throw("ERR_MODEL_INVALID", "%s: tensor '%s' is stored as %s, which the bind network cannot use (f32)", bind_path.c_str(),
+                          t->name, ggml_type_name(t->type));
+            }
+        }
     }
     im.buf_bind = ggml_backend_alloc_ctx_tensors(im.ctx_bind, im.backend);
     if (!im.buf_bind) ibl_throw("ERR_OUT_OF_MEMORY", "%s: cannot allocate the bind weights", bind_path.c_str());
+    bind->weights_bytes = ggml_backend_buffer_get_size(im.buf_bind);
     ibl_gguf_load_tensor_data(bind_path, g, im.ctx_bind);
 
     // The LLM file: check the pairing, then map its Wv / Wo.
     gguf_context * gl = ibl_gguf_open(llm_path, &im.ctx_llm);
     struct gg2 { gguf_context * g; ~gg2() { gguf_free(g); } } gguard2{gl};
+    const std::string pair_bind = ibl_gguf_str(g, bind_path, IBL_KEY_CONVERSION_ID, false, "");
+    const std::string pair_llm  = ibl_gguf_str(gl, llm_path, IBL_KEY_CONVERSION_ID, false, "");
+    if (!pair_bind.empty() && !pair_llm.empty() && pair_bind != pair_llm) {
+        ibl_throw("ERR_MODEL_MISMATCH", "%s and %s come from different conversions (convert llm writes them as a pair): convert again",
+                  bind_path.c_str(), llm_path.c_str());
+    }
     const int n_layer = (int) ibl_gguf_int(gl, llm_path, "llama.block_count", true, 0, 1, 4096);
     const int n_embd  = (int) ibl_gguf_int(gl, llm_path, "llama.embedding_length", true, 0, 1, 1 << 20);
     if (n_layer != bind->llm_n_layer || n_embd != bind->llm_n_embd || D != n_embd) {
@@ -190,8 +214,8 @@ std::unique_ptr<ibl_bind> ibl_bind_load(const std::string & bind_path, const std
     for (int j = 0; j < Q; ++j) {
         inject_layer L;
         L.il = first + j;
-        L.wv = need(im.ctx_llm, llm_path, tn(IBL_LLM_TN_ATTN_V, L.il), {D, D});
-        L.wo = need(im.ctx_llm, llm_path, tn(IBL_LLM_TN_ATTN_OUT, L.il), {D, D});
+        L.wv = need(im.ctx_llm, llm_path, tn(IBL_LLM_TN_ATTN_V, L.il), {D, D}, true, true);
+        L.wo = need(im.ctx_llm, llm_path, tn(IBL_LLM_TN_ATTN_OUT, L.il), {D, D}, true, true);
         if (bind->wv_rank > 0) {
             L.lora_a = need(im.ctx_bind, bind_path, tn(IBL_TN_INJ_WV_LORA_A, L.il), {D, bind->wv_rank});
             L.lora_b = need(im.ctx_bind, bind_path, tn(IBL_TN_INJ_WV_LORA_B, L.il), {bind->wv_rank, D});

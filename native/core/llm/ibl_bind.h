@@ -17,6 +17,7 @@ struct ibl_bind {
     int input_dim = 0, dim = 0, ffn_dim = 0, n_blocks = 0, query_layer = 0, n_head = 0, wv_rank = 0;
     int llm_n_layer = 0, llm_n_embd = 0, llm_n_vocab = 0;
     float norm_eps = 1e-6f;
+    size_t weights_bytes = 0;  // the bind network's weights in memory
     std::unique_ptr<ibl_bind_impl> impl;
     ~ibl_bind();
 

@@ -1,10 +1,16 @@
 #include "ibl_llm.h"
+#include "ibl_threads.h"
+#include "ibl_backend.h"
 #include "ibl_error.h"
 #include "ibl_gguf.h"
+#include "ibl_llm_check.h"
+#include "ibl_text_stream.h"
 
 #include "gguf.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 ibl_llm::~ibl_llm() {
@@ -13,28 +19,48 @@ ibl_llm::~ibl_llm() {
 
 std::unique_ptr<ibl_llm> ibl_llm_load(const std::string & path, const ibl_llm_params & params) {
     ibl_log_init();
-    // Check the file ourselves first: llama.cpp only logs why it refuses a file.
-    bool f32_weights = false;
+    const int n_threads = ibl_threads_resolve(params.n_threads);
+    ibl_threads_probe(n_threads);
+    // Check the file ourselves first: llama.cpp only logs why it refuses a file, and aborts the process
+    // on some files it does not expect.
+    ibl_llm_hparams hp;
     {
-        gguf_context * g = ibl_gguf_open(path, nullptr);
+        ggml_context * tctx = nullptr;
+        gguf_context * g = ibl_gguf_open(path, &tctx);
+        struct guard { gguf_context * g; ggml_context * t; ~guard() { gguf_free(g); if (t) ggml_free(t); } } gd{g, tctx};
         const std::string arch = ibl_gguf_str(g, path, "general.architecture", false, "");
-        try {
-            if (arch == "llama") f32_weights = ibl_gguf_int(g, path, "general.file_type", false, 1, 0, 1 << 20) == 0;
-        } catch (...) {
-            gguf_free(g);
-            throw;
-        }
-        gguf_free(g);
         if (arch != "llama") {
             ibl_throw("ERR_MODEL_WRONG_TYPE", "%s: not an ImageBind-LLM language model: general.architecture is '%s', expected 'llama'%s",
                       path.c_str(), arch.c_str(),
                       arch == "imagebind" ? " (this is the encoder)" : arch == "imagebind-llm-bind" ? " (this is the bind file)" : "");
         }
+        hp = ibl_llm_check(g, tctx, path);
     }
+    const bool f32_weights = hp.f32_weights;
+    if (params.n_gpu_layers < -1) ibl_throw("ERR_INVALID_ARG", "gpu layers must be -1 (all) or a count ≥ 0 (got %d)", params.n_gpu_layers);
     llama_model_params mp = llama_model_default_params();
-    mp.n_gpu_layers = params.device == "cpu" ? 0 : params.n_gpu_layers;
+    // "auto" keeps llama.cpp's default (every GPU); a named device gets the offloaded layers alone.
+    const bool is_auto = params.device.empty() || params.device == "auto" || params.device == "AUTO";
+    ggml_backend_dev_t dev = ibl_device_pick(is_auto ? "auto" : params.device, path);
+    std::vector<ggml_backend_dev_t> devices;  // null-terminated; must outlive the load
+    if (!ibl_device_is_cpu(dev)) devices.push_back(dev);
+    devices.push_back(nullptr);
+    if (!(is_auto && !ibl_device_is_cpu(dev))) mp.devices = devices.data();
+    mp.n_gpu_layers = ibl_device_is_cpu(dev) ? 0 : params.n_gpu_layers;
+    // llama.cpp calls this while it reads the weights; returning false stops the load.
+    mp.progress_callback = [](float p, void * data) {
+        const auto & prm = *(const ibl_llm_params *) data;
+        if (prm.abort && prm.abort->load()) return false;
+        if (prm.progress) prm.progress(p);
+        return true;
+    };
+    mp.progress_callback_user_data = (void *) &params;
+    // Every tensor's data is checked as it is read (NaN/Inf in floats and block scales): an error, not
+    // NaN logits.
+    mp.check_tensors = true;
     ibl_log_clear_last_error();
     llama_model * model = llama_model_load_from_file(path.c_str(), mp);
+    if (!model && params.abort && params.abort->load()) ibl_throw("ERR_ABORTED", "%s: loading aborted", path.c_str());
     if (!model) {
         const std::string why = ibl_log_last_error();
         ibl_throw("ERR_MODEL_INVALID", "%s: llama.cpp could not load the model%s%s", path.c_str(), why.empty() ? "" : ": ", why.c_str());
@@ -48,8 +74,10 @@ std::unique_ptr<ibl_llm> ibl_llm_load(const std::string & path, const ibl_llm_pa
     llm->n_head      = llama_model_n_head(model);
     llm->n_vocab     = llama_vocab_n_tokens(llm->vocab);
     llm->n_ctx_train = llama_model_n_ctx_train(model);
-    llm->n_threads   = params.n_threads > 0 ? params.n_threads : 4;
+    llm->n_threads   = n_threads;
     llm->f32_weights = f32_weights;
+    llm->device      = ibl_device_is_cpu(dev) ? "CPU" : is_auto ? ibl_gpu_device_names() : ggml_backend_dev_name(dev);
+    llm->n_gpu_layers = ibl_device_is_cpu(dev) ? 0 : std::min(params.n_gpu_layers < 0 ? llm->n_layer + 1 : params.n_gpu_layers, llm->n_layer + 1);
     return llm;
 }
 
@@ -66,26 +94,6 @@ std::vector<llama_token> ibl_llm_tokenize(const ibl_llm & llm, const std::string
     return out;
 }
 
-// Replaces invalid UTF-8 sequences by U+FFFD, as SentencePiece's decoder does.
-static std::string sanitize_utf8(const std::string & s) {
-    std::string out;
-    size_t i = 0;
-    while (i < s.size()) {
-        const unsigned char c = s[i];
-        int len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-        bool ok = len > 0 && i + len <= s.size();
-        for (int k = 1; ok && k < len; ++k) ok = ((unsigned char) s[i + k] >> 6) == 0x2;
-        if (ok) {
-            out.append(s, i, len);
-            i += len;
-        } else {
-            out += "\xEF\xBF\xBD";
-            ++i;
-        }
-    }
-    return out;
-}
-
 std::string ibl_llm_detokenize(const ibl_llm & llm, const std::vector<llama_token> & ids) {
     if (ids.empty()) return "";
     std::string out(ids.size() * 8 + 16, '\0');
@@ -95,7 +103,7 @@ std::string ibl_llm_detokenize(const ibl_llm & llm, const std::vector<llama_toke
         n = llama_detokenize(llm.vocab, ids.data(), (int32_t) ids.size(), out.data(), (int32_t) out.size(), false, false);
     }
     out.resize(std::max(n, 0));
-    return sanitize_utf8(out);
+    return ibl_utf8_sanitize(out);
 }
 
 // --- session ------------------------------------------------------------------------------------
@@ -108,12 +116,15 @@ static bool abort_cb(void * data) {
 ibl_llm_session::ibl_llm_session(const ibl_llm & llm, const ibl_session_params & sp) : llm_(llm), n_batch_(std::max(1, sp.n_batch)) {
     const int n_ctx = sp.n_ctx;
     llama_context_params cp = llama_context_default_params();
-    cp.n_ctx           = (uint32_t) std::max(16, n_ctx);
+    n_ctx_             = std::max(16, n_ctx);
+    n_batch_           = std::min(n_batch_, n_ctx_);
+    cp.n_ctx           = (uint32_t) n_ctx_;
     cp.n_batch         = (uint32_t) n_batch_;
     const bool exact = llm.f32_weights;
     const std::string kv = sp.kv_type == "auto" ? (exact ? "f32" : "f16") : sp.kv_type;
     if (kv != "f32" && kv != "f16") ibl_throw("ERR_INVALID_ARG", "kv cache type must be auto, f32 or f16 (got '%s')", sp.kv_type.c_str());
-    cp.type_k = cp.type_v = kv == "f32" ? GGML_TYPE_F32 : GGML_TYPE_F16;
+    kv_type_ = kv == "f32" ? GGML_TYPE_F32 : GGML_TYPE_F16;
+    cp.type_k = cp.type_v = kv_type_;
     if (sp.flash_attn == "on") cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_ENABLED;
     else if (sp.flash_attn == "off" || (sp.flash_attn == "auto" && exact)) cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     else if (sp.flash_attn != "auto") ibl_throw("ERR_INVALID_ARG", "flash attention must be auto, on or off (got '%s')", sp.flash_attn.c_str());
@@ -122,19 +133,68 @@ ibl_llm_session::ibl_llm_session(const ibl_llm & llm, const ibl_session_params &
     cp.n_threads       = llm.n_threads;
     cp.n_threads_batch = llm.n_threads;
     cp.no_perf         = true;
+    if (sp.trace_placement) {
+        cp.cb_eval           = trace_cb;
+        cp.cb_eval_user_data = this;
+        // Without this the scheduler runs a large batch's ops of the CPU layers on the GPU too, reading
+        // copies of their weights and vectors: the trace would then show where ops ran, not where the
+        // tensors live.
+        cp.op_offload = false;
+    }
     ibl_log_clear_last_error();
     ctx_ = llama_init_from_model(llm.model, cp);
     if (!ctx_) {
         const std::string why = ibl_log_last_error();
         ibl_throw("ERR_OUT_OF_MEMORY", "%s: cannot create a context of %d tokens%s%s", llm.path.c_str(), n_ctx, why.empty() ? "" : ": ", why.c_str());
     }
+    // llama.cpp may round the context up and caps the batch at it: decode no more per call than it
+    // takes, and hold no more tokens than were asked for.
+    n_batch_ = std::max(1, std::min(n_batch_, (int) llama_n_batch(ctx_)));
+    n_ctx_   = std::min(n_ctx_, (int) llama_n_ctx(ctx_));
+}
+
+// Sees every node before it is computed (ask = true) and never asks for its data, so the graph runs
+// as usual. Layer il's injection node is "ffn_inp-il" = x + layer_inj-il (patch 0001) and its weights
+// are met at "attn_norm-il" = norm · blk.il.attn_norm.weight. When the scheduler had to copy a tensor to
+// the node's device, the node reads the copy ("Vulkan0#layer_inj-3#0"), which the name shows.
+bool ibl_llm_session::trace_cb(ggml_tensor * t, bool ask, void * user) {
+    if (!ask) return false;
+    const bool inj_node = strncmp(t->name, "ffn_inp-", 8) == 0;
+    const bool norm_node = strncmp(t->name, "attn_norm-", 10) == 0;
+    if ((!inj_node && !norm_node) || !t->src[1] || !t->src[1]->buffer) return false;
+    const ggml_tensor * src = t->src[1];
+    if (inj_node && !strstr(src->name, "layer_inj-")) return false;
+    auto * self = (ibl_llm_session *) user;
+    const int il = atoi(t->name + (inj_node ? 8 : 10));
+    auto & v = self->placement_;
+    auto it = std::find_if(v.begin(), v.end(), [&](const ibl_layer_placement & q) { return q.layer == il; });
+    if (it == v.end()) {
+        v.push_back(ibl_layer_placement{});
+        it = v.end() - 1;
+        it->layer = il;
+    }
+    if (inj_node) {
+        it->injection_buffer = ggml_backend_buffer_name(src->buffer);
+        it->injection_host   = ggml_backend_buffer_is_host(src->buffer);
+        it->injection_copied = strncmp(src->name, "layer_inj-", 10) != 0;
+    } else {
+        it->weight_buffer = ggml_backend_buffer_name(src->buffer);
+        it->weight_host   = ggml_backend_buffer_is_host(src->buffer);
+    }
+    return false;
 }
 
 ibl_llm_session::~ibl_llm_session() {
     if (ctx_) llama_free(ctx_);
 }
 
-int ibl_llm_session::n_ctx() const { return (int) llama_n_ctx(ctx_); }
+int ibl_llm_session::n_ctx() const { return n_ctx_; }
+
+size_t ibl_llm_session::memory_bytes() const {
+    const llama_model * m = llm_.model;
+    const size_t kv_per_token = (size_t) llama_model_n_embd(m) / std::max(1, llama_model_n_head(m)) * llama_model_n_head_kv(m) * 2;
+    return (size_t) llama_n_ctx(ctx_) * kv_per_token * llama_model_n_layer(m) * ggml_type_size(kv_type_);
+}
 
 void ibl_llm_session::set_injection(const std::vector<float> & d) {
     if (!d.empty() && d.size() != (size_t) llm_.n_embd * llm_.n_layer) {
@@ -146,32 +206,54 @@ void ibl_llm_session::set_injection(const std::vector<float> & d) {
     injection_ = d;
 }
 
-void ibl_llm_session::eval(const std::vector<llama_token> & tokens, const std::atomic<bool> * abort_flag) {
-    if (tokens.empty()) return;
-    if (n_past_ + (int) tokens.size() > n_ctx()) {
-        ibl_throw("ERR_CONTEXT_FULL", "%zu more tokens do not fit in the context (%d of %d used)", tokens.size(), n_past_, n_ctx());
-    }
-    for (llama_token t : tokens) {
-        if (t < 0 || t >= llm_.n_vocab) ibl_throw("ERR_INVALID_ARG", "token id %d out of range", t);
-    }
+void ibl_llm_session::decode(const std::vector<llama_token> & tokens, const std::atomic<bool> * abort_flag,
+                             const std::function<void(int, int)> & progress) {
+    const int n_start = n_past_;
     llama_set_abort_callback(ctx_, abort_cb, (void *) abort_flag);
+    struct unset { llama_context * c; ~unset() { llama_set_abort_callback(c, nullptr, nullptr); } } u{ctx_};
     for (size_t i = 0; i < tokens.size(); i += n_batch_) {
         const int n = (int) std::min<size_t>(n_batch_, tokens.size() - i);
         llama_batch batch = llama_batch_get_one(const_cast<llama_token *>(tokens.data() + i), n);
-        const int rc = llama_decode(ctx_, batch);
+        const int rc = (abort_flag && abort_flag->load()) ? 2 : llama_decode(ctx_, batch);
         if (rc != 0) {
-            llama_set_abort_callback(ctx_, nullptr, nullptr);
-            // A failed or aborted decode may leave part of the batch in the KV cache: drop it.
-            llama_memory_seq_rm(llama_get_memory(ctx_), 0, n_past_, -1);
+            // All or nothing: drop what this call put into the KV cache (a failed or aborted decode may
+            // also leave part of its batch there).
+            llama_memory_seq_rm(llama_get_memory(ctx_), 0, n_start, -1);
+            n_past_ = n_start;
             have_logits_ = false;
-            if (abort_flag && abort_flag->load()) ibl_throw("ERR_ABORTED", "generation aborted");
+            if (abort_flag && abort_flag->load()) ibl_throw("ERR_ABORTED", "evaluation aborted");
             ibl_throw("ERR_DECODE", "llama_decode failed (%d)", rc);
         }
         n_past_ += n;
-        history_.insert(history_.end(), tokens.begin() + i, tokens.begin() + i + n);
+        if (progress) progress((int) (i + n), (int) tokens.size());
     }
-    llama_set_abort_callback(ctx_, nullptr, nullptr);
+    const float * logits = llama_get_logits_ith(ctx_, -1);
+    for (int v = 0; v < llm_.n_vocab; ++v) {
+        if (!std::isfinite(logits[v])) {
+            llama_memory_seq_rm(llama_get_memory(ctx_), 0, n_start, -1);
+            n_past_ = n_start;
+            have_logits_ = false;
+            ibl_throw("ERR_NON_FINITE", "%s: the model's logits are not finite (its weights or the injected vectors are out of range)", llm_.path.c_str());
+        }
+    }
     have_logits_ = true;
+}
+
+void ibl_llm_session::eval(const std::vector<llama_token> & tokens, const std::atomic<bool> * abort_flag,
+                           const std::function<void(int, int)> & progress) {
+    if (tokens.empty() && pending_.empty()) return;
+    for (llama_token t : tokens) {
+        if (t < 0 || t >= llm_.n_vocab) ibl_throw("ERR_INVALID_ARG", "token id %d out of range", t);
+    }
+    // The answer's last token is part of the conversation but not yet in the KV cache: it goes first.
+    std::vector<llama_token> all = pending_;
+    all.insert(all.end(), tokens.begin(), tokens.end());
+    if (n_past_ + (int) all.size() > n_ctx()) {
+        ibl_throw("ERR_CONTEXT_FULL", "%zu more tokens do not fit in the context (%d of %d used)", all.size(), n_past_, n_ctx());
+    }
+    decode(all, abort_flag, progress);
+    pending_.clear();
+    history_.insert(history_.end(), tokens.begin(), tokens.end());
 }
 
 std::vector<float> ibl_llm_session::last_logits() const {
@@ -184,7 +266,22 @@ void ibl_llm_session::reset() {
     llama_memory_clear(llama_get_memory(ctx_), true);
     n_past_ = 0;
     history_.clear();
+    pending_.clear();
     have_logits_ = false;
+}
+
+void ibl_llm_session::truncate(size_t n) {
+    if (n >= history_.size()) return;
+    const size_t in_kv = history_.size() - pending_.size();
+    if (n < in_kv) {
+        llama_memory_seq_rm(llama_get_memory(ctx_), 0, (llama_pos) n, -1);
+        n_past_ = (int) n;
+        pending_.clear();
+        have_logits_ = false;  // the logits belong to a token that is gone
+    } else {
+        pending_.resize(n - in_kv);
+    }
+    history_.resize(n);
 }
 
 static llama_sampler * make_sampler(const ibl_sampling & s, int n_vocab) {
@@ -204,86 +301,71 @@ static llama_sampler * make_sampler(const ibl_sampling & s, int n_vocab) {
     return chain;
 }
 
-// Length of the longest prefix of s that is complete UTF-8 (an incomplete tail waits for more bytes).
-static size_t complete_utf8(const std::string & s) {
-    size_t i = s.size();
-    for (int back = 0; back < 4 && i > 0; ++back) {
-        const unsigned char c = s[i - 1];
-        if ((c >> 6) != 0x2) {  // a lead or ASCII byte
-            const size_t need = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 1;
-            return (s.size() - (i - 1)) >= need ? s.size() : i - 1;
-        }
-        --i;
-    }
-    return s.size();
+// The bytes a token adds to the answer. The first token of an answer loses the leading space that
+// SentencePiece's dummy prefix gives it, exactly as llama_detokenize does for a whole sequence.
+static std::string token_bytes(const ibl_llm & llm, llama_token tok, bool first) {
+    if (first) return [&] {
+        std::string out(64, '\0');
+        int n = llama_detokenize(llm.vocab, &tok, 1, out.data(), (int32_t) out.size(), false, false);
+        if (n < 0) { out.resize(-n); n = llama_detokenize(llm.vocab, &tok, 1, out.data(), (int32_t) out.size(), false, false); }
+        out.resize(std::max(n, 0));
+        return out;
+    }();
+    std::string out(64, '\0');
+    int n = llama_token_to_piece(llm.vocab, tok, out.data(), (int32_t) out.size(), 0, false);
+    if (n < 0) { out.resize(-n); n = llama_token_to_piece(llm.vocab, tok, out.data(), (int32_t) out.size(), 0, false); }
+    out.resize(std::max(n, 0));
+    return out;
 }
 
-ibl_generate_result ibl_llm_session::generate(const ibl_generate_params & p,
-                                              const std::function<bool(const std::string &, llama_token)> & on_text,
+ibl_generate_result ibl_llm_session::generate(const ibl_generate_params & p, const ibl_text_fn & on_text,
                                               const std::atomic<bool> * abort_flag) {
-    if (!have_logits_) ibl_throw("ERR_INVALID_STATE", "generate: evaluate a prompt first");
     ibl_generate_result res;
+    res.stop_reason = "length";
+    const auto aborted = [&] { return abort_flag && abort_flag->load(); };
+    try {
+        if (!pending_.empty()) eval({}, abort_flag);  // after an aborted or stopped turn
+    } catch (const ibl_error & e) {
+        if (e.code != "ERR_ABORTED") throw;
+        res.stop_reason = "abort";
+        return res;
+    }
+    if (!have_logits_) ibl_throw("ERR_INVALID_STATE", "generate: evaluate a prompt first");
     llama_sampler * smpl = make_sampler(p.sampling, llm_.n_vocab);
     struct guard { llama_sampler * s; ~guard() { llama_sampler_free(s); } } g{smpl};
     // Penalties look at what the session already holds.
     for (llama_token t : history_) llama_sampler_accept(smpl, t);
 
-    std::string emitted;   // text already handed to on_text
-    res.stop_reason = "length";
+    ibl_text_stream stream(p.stop);
+    bool stopped_by_caller = false;
     for (int step = 0; step < p.max_tokens; ++step) {
-        if (abort_flag && abort_flag->load()) ibl_throw("ERR_ABORTED", "generation aborted");
+        if (aborted()) { res.stop_reason = "abort"; break; }
         if (p.keep_step_logits) {
             const float * l = llama_get_logits_ith(ctx_, -1);
             res.step_logits.insert(res.step_logits.end(), l, l + llm_.n_vocab);
         }
         const llama_token tok = llama_sampler_sample(smpl, ctx_, -1);
-        if (llama_vocab_is_eog(llm_.vocab, tok)) {
-            res.stop_reason = "eos";
-            break;
-        }
+        if (llama_vocab_is_eog(llm_.vocab, tok)) { res.stop_reason = "eos"; break; }
+        // Every sampled token joins the conversation; it enters the KV cache with the next decode.
         res.tokens.push_back(tok);
-        const std::string text = ibl_llm_detokenize(llm_, res.tokens);
-        // Stop strings: cut the text at the first one and end.
-        size_t cut = std::string::npos;
-        for (const auto & s : p.stop) {
-            if (s.empty()) continue;
-            const size_t at = text.find(s, emitted.size() > s.size() ? emitted.size() - s.size() : 0);
-            if (at != std::string::npos && at < cut) cut = at;
-        }
-        const std::string visible = cut == std::string::npos ? text : text.substr(0, cut);
-        // Hold back a tail that could still become a stop string or an incomplete UTF-8 sequence.
-        size_t hold = 0;
-        if (cut == std::string::npos) {
-            for (const auto & s : p.stop) {
-                for (size_t k = std::min(s.size() - 1, visible.size()); k > hold; --k) {
-                    if (visible.compare(visible.size() - k, k, s, 0, k) == 0) { hold = k; break; }
-                }
-            }
-        }
-        const size_t ready = std::min(complete_utf8(visible), visible.size() - hold);
-        if (ready > emitted.size() && visible.compare(0, emitted.size(), emitted) == 0) {
-            const std::string piece = visible.substr(emitted.size(), ready - emitted.size());
-            emitted = visible.substr(0, ready);
-            if (on_text && !on_text(piece, tok)) { res.stop_reason = "stop"; break; }
-        }
-        if (cut != std::string::npos) {
-            res.stop_reason = "stop";
-            res.text = visible;
+        history_.push_back(tok);
+        pending_.assign(1, tok);
+        have_logits_ = false;
+        const std::string piece = stream.push(token_bytes(llm_, tok, res.tokens.size() == 1));
+        if (on_text && !on_text(piece, tok)) { stopped_by_caller = true; res.stop_reason = "stop"; break; }
+        if (stream.stopped()) { res.stop_reason = "stop"; break; }
+        if (step + 1 == p.max_tokens) break;
+        if (n_past_ + 1 > n_ctx()) { res.stop_reason = "context"; break; }
+        try {
+            eval({}, abort_flag);
+        } catch (const ibl_error & e) {
+            if (e.code != "ERR_ABORTED") throw;
+            res.stop_reason = "abort";
             break;
         }
-        if (n_past_ + 1 > n_ctx()) { res.stop_reason = "context"; break; }
-        eval({tok}, abort_flag);
     }
-    if (res.text.empty()) res.text = ibl_llm_detokenize(llm_, res.tokens);
-    if (res.stop_reason == "stop") {
-        // Keep only the text before the stop string.
-        for (const auto & s : p.stop) {
-            const size_t at = s.empty() ? std::string::npos : res.text.find(s);
-            if (at != std::string::npos) res.text = res.text.substr(0, at);
-        }
-    }
-    if (on_text && res.text.size() > emitted.size() && res.text.compare(0, emitted.size(), emitted) == 0) {
-        on_text(res.text.substr(emitted.size()), -1);
-    }
+    const std::string tail = stream.finish();
+    if (on_text && !tail.empty() && !stopped_by_caller) on_text(tail, -1);
+    res.text = stream.text();
     return res;
 }

@@ -1,6 +1,8 @@
 #include "ibl_mmllm.h"
 #include "ibl_error.h"
 
+#include <cmath>
+
 std::unique_ptr<ibl_mmllm> ibl_mmllm_load(const ibl_mmllm_paths & paths, const ibl_llm_params & params) {
     auto m = std::make_unique<ibl_mmllm>();
     if (paths.bind.empty()) ibl_throw("ERR_INVALID_ARG", "a bind file (<prefix>-bind.gguf) is needed next to the model");
@@ -22,6 +24,10 @@ std::unique_ptr<ibl_mmllm> ibl_mmllm_load(const ibl_mmllm_paths & paths, const i
     return m;
 }
 
+size_t ibl_mmllm_bytes(const ibl_mmllm & m) {
+    return (size_t) llama_model_size(m.llm->model) + m.bind->weights_bytes + (m.cache ? m.cache->features_bytes : 0);
+}
+
 ibl_visual ibl_mmllm_visual(ibl_mmllm & m, const std::vector<std::vector<float>> & embeddings, const std::vector<float> & weights,
                             const ibl_knn_blend_params * cache) {
     ibl_visual r;
@@ -30,6 +36,7 @@ ibl_visual ibl_mmllm_visual(ibl_mmllm & m, const std::vector<std::vector<float>>
             ibl_throw("ERR_MODEL_MISMATCH", "the encoder gives %zu-d embeddings, but the bind network %s takes %d-d", e.size(),
                       m.bind->path.c_str(), m.bind->input_dim);
         }
+        for (float v : e) if (!std::isfinite(v)) ibl_throw("ERR_INVALID_ARG", "an embedding holds NaN or infinite values");
     }
     r.mixed = ibl_mix_embeddings(embeddings, weights);
     r.blended = r.mixed;
@@ -40,5 +47,10 @@ ibl_visual ibl_mmllm_visual(ibl_mmllm & m, const std::vector<std::vector<float>>
     }
     r.visual = m.bind->visual(r.blended);
     r.injection = m.bind->injection(r.visual);
+    for (const auto * v : {&r.visual, &r.injection}) {
+        for (float x : *v) {
+            if (!std::isfinite(x)) ibl_throw("ERR_NON_FINITE", "%s: the bind network's output is not finite (its weights are out of range)", m.bind->path.c_str());
+        }
+    }
     return r;
 }

@@ -24,6 +24,10 @@ struct ibl_mmllm_paths {
 
 std::unique_ptr<ibl_mmllm> ibl_mmllm_load(const ibl_mmllm_paths & paths, const ibl_llm_params & params);
 
+// Bytes the loaded set holds: the LLM's weights (mapped or on a device), the bind network, the cache's
+// features.
+size_t ibl_mmllm_bytes(const ibl_mmllm & m);
+
 struct ibl_visual {
     std::vector<float>       mixed;      // Σ w_i e_i / (Σ w + 1e-6)
     std::vector<float>       blended;    // after the cache (== mixed without one)

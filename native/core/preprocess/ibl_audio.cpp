@@ -55,8 +55,8 @@ static wav_format wav_parse_fmt(const uint8_t * p, uint32_t size, const std::str
         f.tag = rd_u16(p + 24);
     }
     if (f.channels == 0) ibl_throw("ERR_AUDIO_DECODE", "%s: malformed WAV: 0 channels", what.c_str());
-    if (f.sample_rate == 0 || f.sample_rate > (uint32_t) IBL_AUDIO_MAX_RATE) {
-        ibl_throw("ERR_AUDIO_UNSUPPORTED", "%s: unsupported WAV sample rate %u Hz (expected 1 to %d)", what.c_str(), f.sample_rate, IBL_AUDIO_MAX_RATE);
+    if (f.sample_rate < (uint32_t) IBL_AUDIO_MIN_RATE || f.sample_rate > (uint32_t) IBL_AUDIO_MAX_RATE) {
+        ibl_throw("ERR_AUDIO_UNSUPPORTED", "%s: unsupported WAV sample rate %u Hz (expected %d to %d)", what.c_str(), f.sample_rate, IBL_AUDIO_MIN_RATE, IBL_AUDIO_MAX_RATE);
     }
     const bool pcm_ok   = f.tag == WAV_PCM && (f.bits == 8 || f.bits == 16 || f.bits == 24 || f.bits == 32);
     const bool float_ok = f.tag == WAV_FLOAT && (f.bits == 32 || f.bits == 64);
@@ -564,16 +564,22 @@ std::shared_ptr<const ibl_resampler> ibl_audio_ctx_resampler(ibl_audio_ctx & ctx
 
 static void check_channels(const std::vector<std::vector<float>> & channels, int sample_rate) {
     if (channels.empty()) ibl_throw("ERR_INVALID_ARG", "audio has no channels");
-    if (sample_rate <= 0 || sample_rate > IBL_AUDIO_MAX_RATE) {
-        ibl_throw("ERR_AUDIO_UNSUPPORTED", "unsupported audio sample rate %d Hz (expected 1 to %d)", sample_rate, IBL_AUDIO_MAX_RATE);
+    if (sample_rate < IBL_AUDIO_MIN_RATE || sample_rate > IBL_AUDIO_MAX_RATE) {
+        ibl_throw("ERR_AUDIO_UNSUPPORTED", "unsupported audio sample rate %d Hz (expected %d to %d)", sample_rate, IBL_AUDIO_MIN_RATE, IBL_AUDIO_MAX_RATE);
     }
     const size_t n = channels[0].size();
+    // Resampling keeps the whole waveform in memory: bound its duration (before any work).
+    if ((double) n / sample_rate > IBL_AUDIO_MAX_SECONDS) {
+        ibl_throw("ERR_AUDIO_TOO_LONG", "audio of %.0f s is longer than the %d s this reads (trim it)", (double) n / sample_rate, IBL_AUDIO_MAX_SECONDS);
+    }
     for (size_t c = 0; c < channels.size(); ++c) {
         if (channels[c].size() != n) {
             ibl_throw("ERR_INVALID_ARG", "audio channel %zu has %zu samples, channel 0 has %zu", c, channels[c].size(), n);
         }
         for (size_t i = 0; i < n; ++i) {
             if (!std::isfinite(channels[c][i])) ibl_throw("ERR_AUDIO_INVALID", "audio sample %zu of channel %zu is not finite", i, c);
+            // Float samples are [-1, 1]; far beyond that the filterbank's power overflows float32.
+            if (std::fabs(channels[c][i]) > 1e15f) ibl_throw("ERR_AUDIO_INVALID", "audio sample %zu of channel %zu (%g) is out of range", i, c, channels[c][i]);
         }
     }
     if (n == 0) ibl_throw("ERR_AUDIO_EMPTY", "audio has no samples");

@@ -12,7 +12,7 @@
 // Error codes (ibl_error::code); messages name the source where there is one:
 //   ERR_AUDIO_DECODE       not a WAV file, malformed or truncated header
 //   ERR_AUDIO_UNSUPPORTED  a WAV encoding we do not read (A-law, ADPCM, big-endian RIFX, RF64, ...),
-//                          or a sample rate outside [1, IBL_AUDIO_MAX_RATE]
+//                          or a sample rate outside [IBL_AUDIO_MIN_RATE, IBL_AUDIO_MAX_RATE]
 //   ERR_AUDIO_EMPTY        no samples
 //   ERR_AUDIO_TOO_SHORT    a clip shorter than one filterbank window (25 ms)
 //   ERR_AUDIO_INVALID      NaN / Inf samples
@@ -29,6 +29,10 @@
 #include <vector>
 
 constexpr int IBL_AUDIO_MAX_RATE = 1000000;  // Hz; bounds the polyphase table (<= ~50 MB for any rate pair)
+// Below this an upsampling to 16 kHz multiplies the samples (a 1 Hz WAV would become 16000× longer).
+constexpr int IBL_AUDIO_MIN_RATE = 1000;
+// Longest waveform read (the whole of it is resampled in memory): 30 minutes (ts/media.ts: the same).
+constexpr int IBL_AUDIO_MAX_SECONDS = 1800;
 
 // Decoded audio like torchaudio.load(normalize=True): float32 per channel, PCM scaled to [-1, 1).
 struct ibl_wave {

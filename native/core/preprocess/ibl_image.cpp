@@ -208,6 +208,10 @@ ibl_image_u8 ibl_image_decode_gray8(const uint8_t * data, size_t size, const std
 
 ibl_image_u16 ibl_image_decode_gray16(const uint8_t * data, size_t size, const std::string & what) {
     const ibl_image_header hd = ibl_image_check(data, size, what);
+    if (hd.comp > 2) {
+        ibl_throw("ERR_INPUT_INVALID", "%s: a depth map is a single-channel image (16-bit millimetres, or 8-bit), this one has %d channels",
+                  what.c_str(), hd.comp);
+    }
     ibl_image_u16 out;
     if (!hd.is_16) {
         // stb would widen 8-bit samples as v * 257; depth values are counts, so keep them as stored.
