@@ -215,7 +215,9 @@ async function main() {
   const ibl = require(path.join(root, 'lib', 'index.js'));
   console.log(`imagebind-llm encoder benchmark — ${os.cpus()[0]?.model ?? 'cpu'}, ${os.cpus().length} cores, ${threads} threads, node ${process.version}`);
   console.log(`CPU extensions: ${cpuExtensions()}`);
+  const mods = ibl.backendModules();
   console.log(`build: ${ibl.systemInfo().trim()}`);
+  console.log(`CPU module: ${mods.cpuModule} (variant ${mods.cpuVariant}${mods.cpuVariant === 'native' ? ': a source build, -march=native' : ', chosen at run time as in the prebuilt packages'}) from ${mods.dir}`);
   const ggufs = await ensureModels(dir, types);
 
   const rate = matmulRate(threads);
