@@ -15,11 +15,13 @@ const config = path.join(tinyA, 'imagebind.config.json');
 const dir = tmpDir('ibl-encoder-');
 const gguf = {};
 
-// Tolerances per precision (fixtures README §2 for f32; the issue's for f16 / q8_0).
-const TOL = { f32: 'f32', f16: { cosine: 0.9999 }, q8_0: { cosine: 0.999 } };
+// Tolerances per precision (fixtures README §2 for f32; the issue's for f16 / q8_0; bf16: cosine 0.999 to
+// f32, which holds with the activations rounded to bf16 too, as the AVX512-BF16 kernels do).
+const TOL = { f32: 'f32', f16: { cosine: 0.9999 }, bf16: { cosine: 0.999 }, q8_0: { cosine: 0.999 } };
+const TYPES = Object.keys(TOL);
 
 test.before(async () => {
-  for (const type of ['f32', 'f16', 'q8_0']) {
+  for (const type of TYPES) {
     gguf[type] = path.join(dir, `tiny-a-${type}.gguf`);
     await ibl.convertImagebind(checkpoint, gguf[type], { type, config });
   }
@@ -27,7 +29,7 @@ test.before(async () => {
 
 test('converter: metadata, tensor names/types and the embedded BPE vocabulary', async (t) => {
   const cfg = JSON.parse(fs.readFileSync(config, 'utf8'));
-  for (const type of ['f32', 'f16', 'q8_0']) {
+  for (const type of TYPES) {
     const g = await ibl.inspectGguf(gguf[type]);
     t.is(g.metadata['general.architecture'], 'imagebind');
     t.is(g.metadata['general.file_type'], type);
@@ -55,7 +57,7 @@ test('converter: metadata, tensor names/types and the embedded BPE vocabulary', 
 });
 
 // The C++ core fed the fixtures' preprocessed input tensors (inputs/*.npy), every case, every precision.
-for (const type of ['f32', 'f16', 'q8_0']) {
+for (const type of TYPES) {
   test(`encoders from the input tensors match the expected embeddings at ${type}`, (t) => {
     const env = {
       ...process.env,
@@ -89,10 +91,26 @@ test('the same cases through the JS API with raw tensors: head output and embedd
   }
 });
 
+for (const mmap of [true, false]) {
+  test(`each trunk is loaded at its first use, and only that trunk (${mmap ? 'mapped' : 'read'})`, async (t) => {
+    const enc = await ibl.loadEncoder(gguf.f16, { threads: 1, mmap });
+    t.teardown(() => enc.dispose());
+    const loaded = () => Object.entries(enc.info().modalities).filter(([, m]) => m.loaded).map(([k]) => k).sort();
+    t.deepEqual(loaded(), []);
+    const [text] = await enc.embed([{ kind: 'text', text: 'a dog' }]);
+    t.deepEqual(loaded(), ['text']);
+    const [image] = await enc.embed([{ kind: 'image', path: path.join(assets, 'dog_image.png') }], { raw: true });
+    t.deepEqual(loaded(), ['text', 'vision']);
+    const [again] = await enc.embed([{ kind: 'text', text: 'a dog' }]);
+    t.deepEqual(Array.from(again.embedding), Array.from(text.embedding));
+    assertClose(t, image.scaled, readNpy(fixturePath(caseByName('vision_dog_image').expected)).data, TOL.f16, 'dog_image.png');
+  });
+}
+
 // End to end from the encoded source files (JPEG, 44.1 kHz WAV, both MP4s, PLY, PNGs, npy): MEDIA_SOURCES.
 const SOURCES = MEDIA_SOURCES;
 
-for (const type of ['f32', 'f16', 'q8_0']) {
+for (const type of TYPES) {
   test(`end to end from the source files at ${type}`, async (t) => {
     const enc = await ibl.loadEncoder(gguf[type], { threads: 1 });
     t.teardown(() => enc.dispose());
@@ -139,7 +157,9 @@ test('buffers work like paths, and one call batches inputs of several modalities
     { kind: 'image', data: fs.readFileSync(path.join(assets, 'car_image.png')), name: 'car.png' },
     { kind: 'point', data: fs.readFileSync(path.join(assets, 'airplane.xyz')), format: 'xyz' },
   ]);
-  t.deepEqual(Array.from(a.embedding), Array.from(b.embedding));
+  // Equal up to rounding: in one batch the blocked GEMM (patch 0003) takes a batch's last <= 4 token rows
+  // by dot products, which sum in another order than the register tiles of the other rows.
+  assertClose(t, b.embedding, a.embedding, { rel: 1e-5, cosine: 0.9999999 }, 'the buffer against the path');
   t.is(b.input, 'car.png');
   assertClose(t, c.embedding, readNpy(fixturePath(caseByName('point_airplane').expected)).data, 'f32', 'airplane.xyz');
 });

@@ -174,6 +174,23 @@ test('decodeVideoClips: other clip counts and lengths use the same exact arithme
   t.deepEqual(r.clips[1].frames.map((f) => f.pts), [11264, 17408, 23552, 30208]);
 });
 
+test('decodeVideoClips onClip: each clip as soon as its frames are decoded, in order, the final clips', async (t) => {
+  const seen = [];
+  let settled = false;
+  const r = await decodeVideoClips(asset('photos_5s.mp4'), {
+    onClip: (clip, index, size) => seen.push({ clip, index, size, early: !settled }),
+  }).finally(() => { settled = true; });
+  t.true(seen.every((s) => s.early), 'every clip came before the decode settled');
+  t.true(r.streamedClipsFinal);
+  t.deepEqual(seen.map((s) => s.index), [0, 1, 2, 3, 4]);
+  t.deepEqual(seen.map((s) => s.size), Array(5).fill({ width: r.meta.width, height: r.meta.height }));
+  seen.forEach(({ clip }, k) => {
+    t.deepEqual(clip.frames.map((f) => f.pts), r.clips[k].frames.map((f) => f.pts));
+    t.true(clip.frames.every((f, i) => f.rgb === r.clips[k].frames[i].rgb), `clip ${k}: the same frame buffers`);
+  });
+  t.is((await decodeVideoClips(asset('photos_5s.mp4'))).streamedClipsFinal, undefined);
+});
+
 test('a truncated MP4 keeps its header duration (as PyAV does): clips past the data hold no frames', async (t) => {
   const file = path.join(scratch, 'truncated.mp4');
   fs.writeFileSync(file, fs.readFileSync(asset('photos_5s.mp4')).subarray(0, 100000));

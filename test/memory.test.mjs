@@ -38,7 +38,13 @@ test('dispose() gives the weights back at once', async (t) => {
   const r = await inChild(`
     const base = rss();
     const encs = [];
-    for (let i = 0; i < 8; i++) encs.push(await ibl.loadEncoder(m.encoder, { threads: 1 }));
+    // A trunk's weights are taken at its first use: each encoder embeds a text and a preprocessed image.
+    for (let i = 0; i < 8; i++) {
+      const e = await ibl.loadEncoder(m.encoder, { threads: 1 });
+      const v = e.info().video, n = 3 * v.frames * v.imageSize ** 2;
+      await e.embed([{ kind: 'text', text: 'a dog' }, { kind: 'tensor', modality: 'vision', tensor: { data: new Float32Array(n), shape: [n] } }]);
+      encs.push(e);
+    }
     const loaded = rss();
     for (const e of encs) e.dispose();
     return { base, loaded, after: rss() };`);

@@ -32,7 +32,11 @@ test('every patch applies cleanly to a pristine checkout of the pinned llama.cpp
 test('the source we build is the pinned commit plus exactly our patches', (t) => {
   t.is(git(['rev-parse', 'HEAD'], llama).trim(), pkg.imagebindLlm.llamaCppSource.commit);
   for (const p of [...patches].reverse()) t.notThrows(() => git(['apply', '--check', '--reverse', p], llama), `${path.basename(p)} is applied`);
-  const changed = git(['diff', '--name-only'], llama).trim().split('\n').filter(Boolean).sort();
+  // Modified files, and the new files patches add (untracked), less our own stamp file.
+  const changed = [
+    ...git(['diff', '--name-only'], llama).trim().split('\n'),
+    ...git(['ls-files', '--others', '--exclude-standard'], llama).trim().split('\n'),
+  ].filter((f) => f && f !== '.imagebind-llm-source.json').sort();
   const touched = [...new Set(patches.flatMap((p) => [...fs.readFileSync(p, 'utf8').matchAll(/^\+\+\+ b\/(.+)$/gm)].map((m) => m[1])))].sort();
   t.deepEqual(changed, touched);
 });

@@ -9,6 +9,7 @@ import { READ_LIMITS, readRegular } from './files';
 import { resolveModels } from './models';
 import { checkDevice, checkInt, checkThreads } from './options';
 import { decodeAudio, decodeVideoClips } from './media';
+import { embedPipeline, type NativeEmbedding, type NativeInput, type VideoSource } from './embed-pipeline';
 import type { Modality } from './keys';
 
 /** What a user gives: a kind of input and where its data is. */
@@ -53,6 +54,8 @@ export interface EncoderLoadOptions {
   threads?: number;
   /** "auto" (a GPU when the build has one, else CPU), "cpu", or a ggml device name. */
   device?: string;
+  /** CPU: use the weights in place from the memory-mapped file (default); false reads each trunk's at its first use. */
+  mmap?: boolean;
   /** Stops the load (AbortError). */
   signal?: AbortSignal;
   /** Called with the fraction of the weights read (0 … 1). */
@@ -69,7 +72,8 @@ export interface EncoderInfo {
   device: string;
   threads: number;
   weightsBytes: number;
-  modalities: Partial<Record<Modality, { embedDim: number; blocks: number; heads: number; tokens: number; logitScale: number }>>;
+  /** Per trunk; `loaded`: its weights are in use (each trunk's are mapped or read at its first use). */
+  modalities: Partial<Record<Modality, { embedDim: number; blocks: number; heads: number; tokens: number; logitScale: number; loaded: boolean }>>;
   video?: { imageSize: number; frames: number; clipDuration: number; clipsPerVideo: number };
   point?: { numGroup: number; groupSize: number };
 }
@@ -81,18 +85,6 @@ interface NativeEncoder {
   dispose(): void;
 }
 
-interface NativeInput {
-  modality: Modality;
-  name: string;
-  format?: string;
-  bytes?: Uint8Array;
-  text?: string;
-  audio?: { sampleRate: number; channels: Float32Array[] };
-  clips?: Array<Array<{ width: number; height: number; rgb: Uint8Array }>>;
-  tensor?: { data: Float32Array; shape: number[] };
-}
-
-interface NativeEmbedding { modality: Modality; clips: number; raw: Float32Array; scaled: Float32Array; embedding: Float32Array }
 
 const KIND_MODALITY: Record<InputKind, Modality> = {
   image: 'vision', video: 'vision', audio: 'audio', text: 'text', depth: 'depth', thermal: 'thermal', imu: 'imu', point: 'point',
@@ -129,8 +121,10 @@ export class ImageBindEncoder {
     if (typeof file !== 'string' || !file) throw new ImageBindError('ERR_INVALID_ARG_TYPE', 'ImageBindEncoder.load: expected a .gguf path');
     const threads = checkThreads(options.threads);
     const device = checkDevice(options.device);
+    if (options.mmap !== undefined && typeof options.mmap !== 'boolean') throw new ImageBindError('ERR_INVALID_ARG', 'mmap must be true or false');
+    const mmap = options.mmap ?? true;
     const native = await withAbortToken(options.signal, (token) =>
-      addon().loadEncoder(file, { threads, device }, token, options.onProgress)) as NativeEncoder;
+      addon().loadEncoder(file, { threads, device, mmap }, token, options.onProgress)) as NativeEncoder;
     return new ImageBindEncoder(native, file);
   }
 
@@ -148,7 +142,7 @@ export class ImageBindEncoder {
   }
 
   /** Turns inputs (decoded as needed) into native input descriptors. */
-  async #prepare(input: EmbedInput, signal?: AbortSignal): Promise<NativeInput> {
+  async #prepare(input: EmbedInput, signal?: AbortSignal): Promise<NativeInput | VideoSource> {
     const name = describe(input);
     if (input.kind === 'tensor') return { modality: input.modality, name, tensor: input.tensor };
     if (input.kind === 'text') {
@@ -165,15 +159,16 @@ export class ImageBindEncoder {
       return { modality, name, audio };
     }
     if (input.kind === 'video') {
+      // Decoded while its clips are encoded (embed-pipeline.ts); 3 spatial crops per clip.
       const v = this.info().video;
-      const decoded = await decodeVideoClips(source, {
-        signal,
-        clipDuration: v?.clipDuration ?? 2,
-        clipsPerVideo: v?.clipsPerVideo ?? 5,
-        framesPerClip: v?.frames ?? 2,
-      });
-      const { width, height } = decoded.meta;
-      return { modality, name, clips: decoded.clips.map((c) => c.frames.map((f) => ({ width, height, rgb: f.rgb }))) };
+      const clipsPerVideo = v?.clipsPerVideo ?? 5;
+      return {
+        name,
+        items: 3 * clipsPerVideo,
+        decode: (onClip) => decodeVideoClips(source, {
+          signal, onClip, clipsPerVideo, clipDuration: v?.clipDuration ?? 2, framesPerClip: v?.frames ?? 2,
+        }),
+      };
     }
     const bytes = 'path' in input ? await readInput(input.path, signal) : input.data;
     if (!(bytes instanceof Uint8Array)) throw new ImageBindError('ERR_INVALID_ARG_TYPE', `${name}: data must be a Uint8Array`);
@@ -190,7 +185,8 @@ export class ImageBindEncoder {
     throwIfAborted(signal);
     const prepared = await Promise.all(inputs.map((i) => this.#prepare(i, signal)));
     const results = await withAbortToken(signal, (token) =>
-      native.embed(prepared, { truncation: options.truncation, maxBatch: options.maxBatch }, token, options.onProgress));
+      embedPipeline((batch, onProgress) => native.embed(batch, { truncation: options.truncation, maxBatch: options.maxBatch }, token, onProgress),
+        prepared, options.onProgress));
     return results.map((r, i) => {
       const input = inputs[i]!;
       const out: Embedding = { kind: input.kind, modality: r.modality, input: describe(input), embedding: r.embedding, clips: r.clips };

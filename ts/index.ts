@@ -14,7 +14,7 @@ export type { FfmpegInfo, FfmpegSource, FindFfmpegOptions } from './ffmpeg';
 export { openTorchCheckpoint, TorchCheckpoint, torchDtypeSize } from './torch';
 export type { TorchTensorInfo, TorchDtype, TorchValue } from './torch';
 export { decodeAudio, probeVideo, decodeVideoClips, uniformIndices, type MediaInput, type MediaOptions, type Fraction, type DecodedAudio, type VideoMeta, type VideoFrame, type VideoClip, type DecodedVideo, type VideoClipOptions } from './media';
-export { convertImagebind } from './convert/imagebind';
+export { convertImagebind, ENCODER_TYPES } from './convert/imagebind';
 export type { ConvertImagebindOptions, ConvertResult, EncoderType, ImagebindConfig } from './convert/imagebind';
 export { convertLlm, type ConvertLlmOptions, type ConvertLlmResult, type LlmType, type BindType } from './convert/llm';
 export { convertCache, readFaissHeader, type ConvertCacheOptions, type ConvertCacheResult, type CacheType, type CacheMetric, type FaissIndexHeader } from './convert/cache';

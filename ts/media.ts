@@ -198,6 +198,11 @@ export interface VideoClip {
 export interface DecodedVideo {
   meta: VideoMeta;
   clips: VideoClip[];
+  /**
+   * With `onClip`: whether the clips it was given are exactly `clips` (false when the decoder's timestamps
+   * contradicted the packets' and a second decode chose other frames: the caller must use `clips`).
+   */
+  streamedClipsFinal?: boolean;
 }
 
 export interface VideoClipOptions extends MediaOptions {
@@ -209,6 +214,11 @@ export interface VideoClipOptions extends MediaOptions {
   framesPerClip?: number;
   /** Called with the fraction of frames decoded so far (0 … 1). */
   onProgress?: (fraction: number) => void;
+  /**
+   * Called during the decode, in clip order, as soon as each clip's frames are in (so the caller can encode
+   * it while ffmpeg goes on). See `streamedClipsFinal` in the result.
+   */
+  onClip?: (clip: VideoClip, index: number, size: { width: number; height: number }) => void;
 }
 
 /** Reads a video stream's time base, start, duration and size with ffmpeg alone (no ffprobe). */
@@ -261,11 +271,14 @@ export async function decodeVideoClips(input: MediaInput, opts: VideoClipOptions
     // The packets predict which frames will be selected; the decoded timestamps confirm it.  If the
     // decoder disagrees (undecodable or duplicated frames), decode once more with its own timestamps.
     let plan = planVideo(probe.meta, probe.pts, shape, label);
-    let pass = await decodeSelected(ff, file, label, probe.meta, plan, probe.pts.length, passOpts);
+    const streamer = opts.onClip ? new ClipStreamer(plan, opts.onClip) : null;
+    let pass = await decodeSelected(ff, file, label, probe.meta, plan, probe.pts.length, passOpts, streamer);
     let actual = planVideo(probe.meta, pass.decodedPts, shape, label);
+    let streamedClipsFinal = streamer !== null;
     if (!samePlan(plan, actual)) {
       plan = actual;
-      pass = await decodeSelected(ff, file, label, probe.meta, plan, pass.decodedPts.length, passOpts);
+      streamedClipsFinal = false;
+      pass = await decodeSelected(ff, file, label, probe.meta, plan, pass.decodedPts.length, passOpts, null);
       actual = planVideo(probe.meta, pass.decodedPts, shape, label);
       if (!samePlan(plan, actual)) {
         throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: ffmpeg returned different frames on two decodes of the same file`);
@@ -278,21 +291,52 @@ export async function decodeVideoClips(input: MediaInput, opts: VideoClipOptions
       duration: toPair(plan.duration),
       warnings: [...probe.meta.warnings, ...pass.warnings],
     };
-    const clips: VideoClip[] = plan.clips.map((c) => ({
-      start: toPair(c.start),
-      end: toPair(c.end),
-      startPts: c.startPts,
-      endPts: c.endPts,
-      frameCount: c.frameCount,
-      frames: c.selected.map((s) => {
-        const rgb = pass.frames.get(s.pts);
-        if (!rgb) throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: frame pts ${s.pts} was not delivered`);
-        return { pts: s.pts, index: s.index, rgb };
-      }),
-    }));
+    const clips: VideoClip[] = plan.clips.map((c) => clipOf(c, pass.frames, label));
+    if (streamer) streamedClipsFinal &&= streamer.matches(clips);
     onProgress?.(1);
-    return { meta, clips };
+    return streamer ? { meta, clips, streamedClipsFinal } : { meta, clips };
   });
+}
+
+function clipOf(c: ClipPlan, frames: ReadonlyMap<number, Uint8Array>, label: string): VideoClip {
+  return {
+    start: toPair(c.start),
+    end: toPair(c.end),
+    startPts: c.startPts,
+    endPts: c.endPts,
+    frameCount: c.frameCount,
+    frames: c.selected.map((s) => {
+      const rgb = frames.get(s.pts);
+      if (!rgb) throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: frame pts ${s.pts} was not delivered`);
+      return { pts: s.pts, index: s.index, rgb };
+    }),
+  };
+}
+
+/** Hands each planned clip to `onClip` as soon as all of its frames have been decoded, in clip order. */
+class ClipStreamer {
+  private readonly frames = new Map<number, Uint8Array>();
+  private readonly sent: VideoClip[] = [];
+
+  constructor(private readonly plan: VideoPlan, private readonly onClip: NonNullable<VideoClipOptions['onClip']>) {}
+
+  frame(pts: number, rgb: Uint8Array, width: number, height: number): void {
+    if (!this.plan.wanted.has(pts)) return;
+    this.frames.set(pts, rgb);
+    for (let k = this.sent.length; k < this.plan.clips.length; k = this.sent.length) {
+      const c = this.plan.clips[k]!;
+      if (!c.selected.every((s) => this.frames.has(s.pts))) return;
+      const clip = clipOf(c, this.frames, '');
+      this.sent.push(clip);
+      this.onClip(clip, k, { width, height });
+    }
+  }
+
+  /** Every clip was sent, with the very frames the final result holds (a later duplicate pts replaces one). */
+  matches(clips: readonly VideoClip[]): boolean {
+    return this.sent.length === clips.length &&
+      clips.every((c, k) => c.frames.every((f, i) => this.sent[k]!.frames[i]!.rgb === f.rgb));
+  }
 }
 
 // --- pass 1: packets ---------------------------------------------------------------------------
@@ -577,13 +621,13 @@ interface DecodePass {
 }
 
 async function decodeSelected(ff: { path: string; version: string }, file: string, label: string, meta: VideoMeta,
-  plan: VideoPlan, expectedFrames: number, opts: VideoClipOptions): Promise<DecodePass> {
+  plan: VideoPlan, expectedFrames: number, opts: VideoClipOptions, streamer: ClipStreamer | null): Promise<DecodePass> {
   const first = argStyleCache.get(ff.path) ?? argStyleFor(ff.version) ?? 'legacy';
   const styles: ArgStyle[] = first === 'legacy' ? ['legacy', 'modern'] : ['modern', 'legacy'];
   let lastError: unknown;
   for (const style of styles) {
     try {
-      const r = await decodeOnce(ff.path, style, file, label, meta, plan, expectedFrames, opts);
+      const r = await decodeOnce(ff.path, style, file, label, meta, plan, expectedFrames, opts, streamer);
       argStyleCache.set(ff.path, style);
       return r;
     } catch (e) {
@@ -607,7 +651,7 @@ class OptionRejected extends Error {}
  * If RGB data runs ahead of its timestamps, stdout is paused (ffmpeg writes the line first).
  */
 function decodeOnce(bin: string, style: ArgStyle, file: string, label: string, meta: VideoMeta, plan: VideoPlan,
-  expectedFrames: number, opts: VideoClipOptions): Promise<DecodePass> {
+  expectedFrames: number, opts: VideoClipOptions, streamer: ClipStreamer | null): Promise<DecodePass> {
   const tb = meta.timeBase;
   const out = [style === 'modern' ? '-fps_mode' : '-vsync', 'passthrough', '-enc_time_base', `${tb[0]}:${tb[1]}`];
   const wanted = [...plan.wanted].sort((a, b) => a - b).map((p) => `eq(pts,${p})`).join('+');
@@ -654,7 +698,9 @@ function decodeOnce(bin: string, style: ArgStyle, file: string, label: string, m
     while (frameSize && pendingBytes >= frameSize && sel.packets.length > delivered) {
       const pts = sel.packets[delivered++]!.pts;
       if (pts === null) throw new ImageBindError('ERR_MEDIA_DECODE', `Cannot decode ${label}: a decoded frame has no timestamp`);
-      frames.set(pts, takeFrame(frameSize)); // the last frame with a pts wins, as in pytorchvideo
+      const rgb = takeFrame(frameSize);
+      frames.set(pts, rgb); // the last frame with a pts wins, as in pytorchvideo
+      streamer?.frame(pts, rgb, sel.width, sel.height);
     }
     // The frame size comes with the timestamps' header: until then hold back up to 16 MiB.
     const backlog = frameSize ? pendingBytes / frameSize : pendingBytes / (1 << 24);

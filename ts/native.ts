@@ -99,7 +99,7 @@ export interface NativeGgufStreamWriter {
 export interface NativeAddon {
   GgufStreamWriter: new (path: string) => NativeGgufStreamWriter;
   /** Loads an encoder GGUF; the result is typed in encoder.ts. */
-  loadEncoder(path: string, options: { threads: number; device: string }, abortToken?: unknown, onProgress?: (fraction: number) => void): Promise<unknown>;
+  loadEncoder(path: string, options: { threads: number; device: string; mmap?: boolean }, abortToken?: unknown, onProgress?: (fraction: number) => void): Promise<unknown>;
   AbortToken: new () => { abort(): void; readonly aborted: boolean };
   /** Loads LLM + bind (+ cache); typed in llm.ts. */
   loadLlm(options: { model: string; bind: string; cache?: string; threads: number; gpuLayers: number; device: string },

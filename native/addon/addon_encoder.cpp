@@ -81,6 +81,7 @@ Napi::Value Encoder::load(const Napi::CallbackInfo & info) {
         Napi::Object o = info[1].As<Napi::Object>();
         if (o.Has("threads") && o.Get("threads").IsNumber()) params.n_threads = o.Get("threads").As<Napi::Number>().Int32Value();
         if (o.Has("device") && o.Get("device").IsString()) params.device = o.Get("device").As<Napi::String>().Utf8Value();
+        if (o.Has("mmap") && o.Get("mmap").IsBoolean()) params.use_mmap = o.Get("mmap").As<Napi::Boolean>().Value();
     }
     ibl_call_js(env, [&] { return ibl_threads_resolve(params.n_threads); });
     auto flag = ibl_job_flag(env, info, 2);
@@ -113,6 +114,7 @@ static Napi::Object trunk_info(Napi::Env env, const ibl_model & m, ibl_modality 
     o.Set("heads", hp.n_heads);
     o.Set("tokens", hp.num_tokens);
     o.Set("logitScale", hp.logit_scale);
+    o.Set("loaded", ibl_model_trunk_loaded(m, id));
     return o;
 }
 

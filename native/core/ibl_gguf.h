@@ -47,6 +47,9 @@ struct ibl_gguf_info {
     std::vector<ibl_gguf_tensor_info> tensors;
 };
 
+// The size of a regular file; throws ERR_FILE_NOT_FOUND / ERR_FILE_READ (directories too) naming it.
+uint64_t ibl_file_size(const std::string & path);
+
 // Reads the header, metadata and tensor table of a GGUF file (no tensor data). Throws ibl_error
 // naming the file for a missing, truncated or non-GGUF file, or tensor data that runs past the end.
 ibl_gguf_info ibl_gguf_inspect(const std::string & path);
@@ -65,6 +68,10 @@ struct ibl_load_monitor {
 };
 void ibl_gguf_load_tensor_data(const std::string & path, const gguf_context * g, struct ggml_context * ctx,
                                const ibl_load_monitor * monitor = nullptr);
+
+// The same for just `tensors` (each allocated, each named as in `g`).
+void ibl_gguf_load_tensors(const std::string & path, const gguf_context * g, const std::vector<struct ggml_tensor *> & tensors,
+                           const ibl_load_monitor * monitor = nullptr);
 
 // Type names as the CLI and metadata spell them: "f32", "f16", "q8_0", "q4_0", "q4_k", ...
 ggml_type ibl_ggml_type_from_name(const std::string & name);  // throws ERR_INVALID_ARG

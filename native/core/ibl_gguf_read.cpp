@@ -11,7 +11,7 @@
 // GGUF header: magic "GGUF", u32 version, i64 n_tensors, i64 n_kv (ref: ggml/include/gguf.h).
 static constexpr size_t GGUF_HEADER_SIZE = 4 + 4 + 8 + 8;
 
-static uint64_t file_size_or_throw(const std::string & path) {
+uint64_t ibl_file_size(const std::string & path) {
     struct stat st;
     if (stat(path.c_str(), &st) != 0) {
         if (errno == ENOENT) ibl_throw("ERR_FILE_NOT_FOUND", "%s: file not found", path.c_str());
@@ -48,7 +48,7 @@ static void check_header(const std::string & path, uint64_t size) {
 
 gguf_context * ibl_gguf_open(const std::string & path, struct ggml_context ** tensors_ctx) {
     ibl_log_init();
-    const uint64_t size = file_size_or_throw(path);
+    const uint64_t size = ibl_file_size(path);
     check_header(path, size);
     ibl_log_clear_last_error();
     gguf_init_params params = { /*no_alloc*/ true, /*ctx*/ tensors_ctx };
@@ -117,7 +117,7 @@ ibl_gguf_info ibl_gguf_inspect(const std::string & path) {
     info.version     = gguf_get_version(ctx);
     info.alignment   = gguf_get_alignment(ctx);
     info.data_offset = gguf_get_data_offset(ctx);
-    info.file_size   = file_size_or_throw(path);
+    info.file_size   = ibl_file_size(path);
 
     const int64_t n_kv = gguf_get_n_kv(ctx);
     for (int64_t i = 0; i < n_kv; ++i) {
@@ -187,6 +187,8 @@ std::vector<uint8_t> ibl_convert_rows(ggml_type type, const float * src, int64_t
         memcpy(out.data(), src, out.size());
     } else if (type == GGML_TYPE_F16) {
         ggml_fp32_to_fp16_row(src, (ggml_fp16_t *) out.data(), n_rows * n_per_row);
+    } else if (type == GGML_TYPE_BF16) {
+        ggml_fp32_to_bf16_row(src, (ggml_bf16_t *) out.data(), n_rows * n_per_row);  // round to nearest even
     } else {
         const auto * traits = ggml_get_type_traits(type);
         if (!traits->is_quantized) ibl_throw("ERR_INVALID_ARG", "cannot convert to type %s", ggml_type_name(type));
@@ -316,20 +318,28 @@ std::vector<std::string> ibl_gguf_str_array(const gguf_context * ctx, const std:
 
 void ibl_gguf_load_tensor_data(const std::string & path, const gguf_context * g, struct ggml_context * ctx,
                                const ibl_load_monitor * monitor) {
+    std::vector<ggml_tensor *> tensors;
+    for (int64_t i = 0; i < gguf_get_n_tensors(g); ++i) {
+        ggml_tensor * t = ggml_get_tensor(ctx, gguf_get_tensor_name(g, i));
+        if (t && t->buffer) tensors.push_back(t);
+    }
+    ibl_gguf_load_tensors(path, g, tensors, monitor);
+}
+
+void ibl_gguf_load_tensors(const std::string & path, const gguf_context * g, const std::vector<ggml_tensor *> & tensors,
+                           const ibl_load_monitor * monitor) {
     FILE * f = fopen(path.c_str(), "rb");
     if (!f) ibl_throw("ERR_FILE_READ", "%s: cannot open: %s", path.c_str(), strerror(errno));
     std::vector<uint8_t> staging;
     const uint64_t data_offset = gguf_get_data_offset(g);
     uint64_t total = 0, done = 0;
-    if (monitor) {
-        for (int64_t i = 0; i < gguf_get_n_tensors(g); ++i) {
-            const ggml_tensor * t = ggml_get_tensor(ctx, gguf_get_tensor_name(g, i));
-            if (t && t->buffer) total += ggml_nbytes(t);
+    for (const ggml_tensor * t : tensors) total += ggml_nbytes(t);
+    for (ggml_tensor * t : tensors) {
+        const int64_t i = gguf_find_tensor(g, t->name);
+        if (i < 0) {
+            fclose(f);
+            ibl_throw("ERR_MODEL_INVALID", "%s: no tensor '%s' in the file", path.c_str(), t->name);
         }
-    }
-    for (int64_t i = 0; i < gguf_get_n_tensors(g); ++i) {
-        ggml_tensor * t = ggml_get_tensor(ctx, gguf_get_tensor_name(g, i));
-        if (!t || !t->buffer) continue;
         if (monitor && monitor->abort && monitor->abort->load()) {
             fclose(f);
             ibl_throw("ERR_ABORTED", "%s: loading aborted", path.c_str());

@@ -11,6 +11,7 @@ void test_audio(ibl_test & t);
 void test_text(ibl_test & t);
 void test_knn(ibl_test & t);
 void test_llm(ibl_test & t);
+void test_kernels(ibl_test & t);
 
 struct test_entry { const char * name; void (*fn)(ibl_test &); };
 
@@ -23,6 +24,7 @@ static const test_entry TESTS[] = {
     {"text", test_text},
     {"knn", test_knn},
     {"llm", test_llm},
+    {"kernels", test_kernels},
 };
 
 int main(int argc, char ** argv) {

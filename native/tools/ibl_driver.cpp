@@ -7,6 +7,10 @@
 //   ibl-driver encode <encoder.gguf> <modality> <input.npy> [device]
 //                                   runs one preprocessed input tensor (fixtures' inputs/*.npy layout)
 //                                   through an encoder; prints the raw head output (parity checks on GPUs)
+//   ibl-driver matmul <M> <N> <K> <threads> [type] [reps]
+//                                   one ggml mul_mat on the CPU backend: ms and GFLOP/s as JSON (benchmarks)
+//   ibl-driver profile <encoder.gguf> <modality> <threads> [batch] [reps] [no-flash]
+//                                   a trunk on a synthetic input: time per call and a per-op table
 //   ibl-driver logits <llm.gguf> <bind.gguf> <prompt-file> [visual.npy|-] [device] [gpu-layers]
 //                                   the prompt's last-token logits, with the bind network's output for
 //                                   visual.npy injected (fixtures' llm_*_visual.npy), as JSON
@@ -18,6 +22,7 @@
 //                                   the nodes llama.cpp computes for a 1-token and a 7-token decode, without
 //                                   and with an injection set, as JSON (checks the injection's graph cost)
 // Each command prints the device it ran on and its time to stderr (gpu-check.sh compares them).
+#include "ibl_driver_bench.h"
 #include "ibl_error.h"
 #include "ibl_gguf.h"
 #include "ibl_system.h"
@@ -272,6 +277,8 @@ int main(int argc, char ** argv) {
         if (cmd == "inspect" && argc > 2) return cmd_inspect(argv[2]);
         if (cmd == "selftest" && argc > 2) return cmd_selftest(argv[2]);
         if (cmd == "encode" && argc > 4) return cmd_encode(argv[2], argv[3], argv[4], argc > 5 ? argv[5] : "auto");
+        if (cmd == "matmul") return ibl_cmd_matmul(argc, argv);
+        if (cmd == "profile") return ibl_cmd_profile(argc, argv);
         auto args = [&](int from, int n) {  // argv[from..from+n), "" where absent
             std::vector<std::string> v;
             for (int i = from; i < from + n; ++i) v.push_back(i < argc ? argv[i] : "");
@@ -293,6 +300,7 @@ int main(int argc, char ** argv) {
                     "       | logits <llm.gguf> <bind.gguf> <prompt-file> [visual.npy|-] [device] [gpu-layers]\n"
                     "       | greedy <llm.gguf> <bind.gguf> <prompt-file> <visual.npy|-> <n> [device] [gpu-layers]\n"
                     "       | placement <llm.gguf> <bind.gguf> <prompt-file> <visual.npy> [device] [gpu-layers]\n"
-                    "       | graph <llm.gguf> [device]\n");
+                    "       | graph <llm.gguf> [device]\n"
+                    "       | matmul <M> <N> <K> <threads> [type] [reps] | profile <encoder.gguf> <modality> <threads> [batch] [reps] [no-flash]\n");
     return 2;
 }

@@ -5,7 +5,7 @@ import { Command, Option } from 'commander';
 import { Presets, SingleBar } from 'cli-progress';
 import { LLM_TYPES } from '../convert/llm';
 import type { BindType, LlmType } from '../convert/llm';
-import type { EncoderType } from '../convert/imagebind';
+import { ENCODER_TYPES, type EncoderType } from '../convert/imagebind';
 import type { CacheType } from '../convert/cache';
 import { isAbortError } from '../errors';
 import { defaultModelsDir } from '../models';
@@ -85,7 +85,7 @@ export function registerPull(program: Command): void {
     .addOption(new Option('--base <base>', "chinese: Open-Chinese-LLaMA-7B = LLaMA-7B + the released delta, what 7B.pth was trained on; llama: plain LLaMA-7B").choices(['chinese', 'llama']).default('chinese'))
     .addOption(new Option('--adapter <which>', 'stable: 7B.pth; beta: 7B-beta.pth (trained on plain LLaMA: needs --base llama)').choices(['stable', 'beta']).default('stable'))
     .addOption(new Option('--type <type>', 'LLM weight type (q4_k_m: the best quality for its speed on a CPU)').choices([...LLM_TYPES]).default('q4_k_m'))
-    .addOption(new Option('--encoder-type <type>', 'encoder weight type').choices(['f32', 'f16', 'q8_0']).default('f16'))
+    .addOption(new Option('--encoder-type <type>', 'encoder weight type').choices([...ENCODER_TYPES]).default('f16'))
     .addOption(new Option('--bind-type <type>', 'bind network type (f16: 1.2 GB for 7B instead of 2.3 GB)').choices(['f32', 'f16']).default('f16'))
     .addOption(new Option('--cache-type <type>', 'kNN cache type').choices(['f32', 'f16']).default('f16'))
     .option('--encoder-config <file>', 'hyperparameters of an encoder checkpoint other than ImageBind-huge (see `convert imagebind --config`)')

@@ -12,7 +12,9 @@ import { ARCH_IMAGEBIND, FIELD, KEY, MODALITIES, Modality, PREFIX, TN, modalityK
 import type { GgufMetaEntry } from '../native';
 import { openTorchCheckpoint, TorchCheckpoint, TorchTensorInfo } from '../torch';
 
-export type EncoderType = 'f32' | 'f16' | 'q8_0';
+export type EncoderType = 'f32' | 'f16' | 'bf16' | 'q8_0';
+/** The weight types `convert imagebind --type` takes: bf16 runs on the CPU's bf16 dot products where it has them. */
+export const ENCODER_TYPES: readonly EncoderType[] = ['f32', 'f16', 'bf16', 'q8_0'];
 
 export interface ConvertImagebindOptions {
   /** Path or parsed object in the schema of the fixtures' imagebind.config.json; default: ImageBind-huge. */
@@ -414,7 +416,7 @@ function modalityPresent(p: Planner, m: Modality): boolean {
 
 export async function convertImagebind(checkpoint: string, out: string, options: ConvertImagebindOptions = {}): Promise<ConvertResult> {
   const type = options.type ?? 'f16';
-  if (!['f32', 'f16', 'q8_0'].includes(type)) fail('ERR_INVALID_ARG', `unsupported encoder type '${type}' (f32, f16 or q8_0)`);
+  if (!ENCODER_TYPES.includes(type)) fail('ERR_INVALID_ARG', `unsupported encoder type '${type}' (${ENCODER_TYPES.join(', ')})`);
   const config = loadConfig(options.config);
   const bpePath = options.bpePath ?? path.join(packageRoot, 'assets', 'clip_bpe', 'bpe_simple_vocab_16e6.txt.gz');
   const outputs = OutputFiles.prepare([out]);

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AbortError, ImageBindError, throwIfAborted } from '../errors';
 import { convertCache, CacheType } from '../convert/cache';
-import { convertImagebind, EncoderType } from '../convert/imagebind';
+import { convertImagebind, ENCODER_TYPES, EncoderType } from '../convert/imagebind';
 import { BindType, convertLlm, LLM_TYPES, LlmType } from '../convert/llm';
 import { MANIFEST_NAME, ModelEntry, ModelManifest, ModelRole, ModelSet, modelsDir, readModelManifest, resolveModels, writeModelManifest } from '../models';
 import { checkInt } from '../options';
@@ -86,7 +86,7 @@ export interface PullResult {
 
 const MiB = 1 << 20;
 // Converted size per source byte or per parameter, for the disk check (a little above the real figures).
-const ENCODER_OUT = { f32: 1.01, f16: 0.51, q8_0: 0.3 } as const; // of the f32 checkpoint
+const ENCODER_OUT = { f32: 1.01, f16: 0.51, bf16: 0.51, q8_0: 0.3 } as const; // of the f32 checkpoint
 const LLM_OUT = { f32: 4.05, f16: 2.05, q8_0: 1.1, q4_0: 0.6, q4_k_m: 0.65 } as const; // bytes per parameter
 
 interface Part {
@@ -239,7 +239,7 @@ function settingsOf(o: PullOptions): Settings {
   return {
     dir: modelsDir(o.models).dir, llama: o.llama, base, adapter,
     type: checkChoice(o.type, 'type', LLM_TYPES, 'q4_k_m'),
-    encoderType: checkChoice(o.encoderType, 'encoderType', ['f32', 'f16', 'q8_0'] as const, 'f16'),
+    encoderType: checkChoice(o.encoderType, 'encoderType', ENCODER_TYPES, 'f16'),
     bindType: checkChoice(o.bindType, 'bindType', ['f32', 'f16'] as const, 'f16'),
     cacheType: checkChoice(o.cacheType, 'cacheType', ['f32', 'f16'] as const, 'f16'),
     encoderConfig: o.encoderConfig, knn: o.knn !== false,

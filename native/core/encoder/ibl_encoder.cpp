@@ -62,10 +62,13 @@ ggml_tensor * max_over_tokens(ggml_context * ctx, ggml_tensor * x) {
     return ggml_reshape_2d(ctx, t, D, B);
 }
 
-ibl_attn_options attn_options(const ibl_trunk_hparams & hp) {
+// Fused attention where the graph runs on the CPU backend (GPU backends may lack it for f32 k/v).
+ibl_attn_options attn_options(ggml_context * ctx, const ibl_model & model, const ibl_trunk_hparams & hp, int64_t L) {
     ibl_attn_options o;
     o.n_heads = hp.n_heads;
     o.causal  = hp.causal;
+    o.flash   = model.flash_attn && model.backend == model.backend_cpu;
+    if (o.flash && o.causal) o.mask = ibl_new_causal_mask(ctx, L);
     return o;
 }
 
@@ -76,7 +79,7 @@ ggml_tensor * build_head(ggml_context * ctx, const ibl_modality_model & mm, ggml
 }
 
 // Patch / window stems (vision, audio, depth, thermal, IMU): patches [K, P, B] → [out, B].
-ggml_tensor * build_patch_encoder(ggml_context * ctx, const ibl_modality_model & mm, const char * p, ggml_tensor * patches) {
+ggml_tensor * build_patch_encoder(ggml_context * ctx, const ibl_model & model, const ibl_modality_model & mm, const char * p, ggml_tensor * patches) {
     const ibl_trunk_hparams & hp = mm.hp;
     const ibl_trunk_weights & w = mm.w;
     ggml_tensor * x = ggml_mul_mat(ctx, w.patch, patches);  // [D, P, B]
@@ -85,19 +88,19 @@ ggml_tensor * build_patch_encoder(ggml_context * ctx, const ibl_modality_model &
     x = ggml_add(ctx, x, w.pos);
     if (w.pre_norm_w) x = ibl_build_norm(ctx, x, w.pre_norm_w, w.pre_norm_b, hp.ln_eps);
     ibl_name(x, p, "tokens");
-    const ibl_attn_options opt = attn_options(hp);
+    const ibl_attn_options opt = attn_options(ctx, model, hp, x->ne[1]);
     for (int il = 0; il < hp.n_blocks; ++il) x = ibl_name(ibl_build_block(ctx, x, w.blocks[il], hp.ln_eps, opt), p, "blk", il);
     ggml_tensor * cls = ggml_view_2d(ctx, x, x->ne[0], x->ne[2], x->nb[2], 0);  // token 0 of every item: [D, B]
     return build_head(ctx, mm, ggml_cont(ctx, cls), hp.head_ln_eps);
 }
 
 // Text: ids [L, B] → embeddings + positions → causal blocks → pooled token (select [B]) → [out, B].
-ggml_tensor * build_text_encoder(ggml_context * ctx, const ibl_modality_model & mm, ggml_tensor * ids, ggml_tensor * select) {
+ggml_tensor * build_text_encoder(ggml_context * ctx, const ibl_model & model, const ibl_modality_model & mm, ggml_tensor * ids, ggml_tensor * select) {
     const ibl_trunk_hparams & hp = mm.hp;
     const int64_t D = hp.embed_dim, L = ids->ne[0], B = ids->ne[1];
     ggml_tensor * x = ggml_get_rows(ctx, mm.w.token_embd, ggml_reshape_1d(ctx, ids, L * B));  // [D, L*B]
     x = ggml_add(ctx, ggml_reshape_3d(ctx, x, D, L, B), mm.w.pos);
-    const ibl_attn_options opt = attn_options(hp);
+    const ibl_attn_options opt = attn_options(ctx, model, hp, L);
     for (int il = 0; il < hp.n_blocks; ++il) x = ibl_name(ibl_build_block(ctx, x, mm.w.blocks[il], hp.ln_eps, opt), "t", "blk", il);
     x = ggml_get_rows(ctx, ggml_reshape_2d(ctx, x, D, L * B), select);  // [D, B]
     return build_head(ctx, mm, x, hp.head_ln_eps);
@@ -105,7 +108,7 @@ ggml_tensor * build_text_encoder(ggml_context * ctx, const ibl_modality_model & 
 
 // Point-Bind: neighbourhoods [3, K, G*B], centres [3, G, B] → [out, B].
 // ref: Point-BERT Encoder (mini-PointNet), PointTransformer blocks, Point-Bind projection.
-ggml_tensor * build_point_encoder(ggml_context * ctx, const ibl_modality_model & mm, ggml_tensor * nb, ggml_tensor * centers) {
+ggml_tensor * build_point_encoder(ggml_context * ctx, const ibl_model & model, const ibl_modality_model & mm, ggml_tensor * nb, ggml_tensor * centers) {
     const ibl_trunk_hparams & hp = mm.hp;
     const ibl_trunk_weights & w = mm.w;
     const int64_t K = nb->ne[1], GB = nb->ne[2], G = centers->ne[1], B = centers->ne[2], D = hp.embed_dim;
@@ -123,7 +126,7 @@ ggml_tensor * build_point_encoder(ggml_context * ctx, const ibl_modality_model &
     pos = ibl_build_linear(ctx, pos, w.pt_pos2_w, w.pt_pos2_b);  // [D, G, B]
     ggml_tensor * x = prepend_cls(ctx, tok, w.cls);
     pos = prepend_cls(ctx, pos, w.pt_cls_pos);
-    const ibl_attn_options opt = attn_options(hp);
+    const ibl_attn_options opt = attn_options(ctx, model, hp, x->ne[1]);
     for (int il = 0; il < hp.n_blocks; ++il) {
         x = ggml_add(ctx, x, pos);  // Point-BERT adds the positions before every block
         x = ibl_name(ibl_build_block(ctx, x, w.blocks[il], hp.ln_eps, opt), "pt", "blk", il);
@@ -220,6 +223,7 @@ std::vector<float> ibl_encode(ibl_model & model, const ibl_encoder_batch & batch
     if (have != (size_t) (item * B)) {
         ibl_throw("ERR_INPUT_SHAPE", "%s input has %zu values, expected %d × %lld", info.name, have, B, (long long) item);
     }
+    ibl_model_use(model, mod, abort_flag);
 
     const size_t ctx_size = ggml_tensor_overhead() * IBL_GRAPH_MAX_NODES + ggml_graph_overhead_custom(IBL_GRAPH_MAX_NODES, false);
     ggml_init_params ip = { ctx_size, nullptr, /*no_alloc*/ true };
@@ -247,7 +251,7 @@ std::vector<float> ibl_encode(ibl_model & model, const ibl_encoder_batch & batch
             }
             const int64_t K = (int64_t) patches.size() / (P * B);
             in_a = new_input(ctx, GGML_TYPE_F32, K, P, B, "patches");
-            out = build_patch_encoder(ctx, mm, info.prefix, in_a);
+            out = build_patch_encoder(ctx, model, mm, info.prefix, in_a);
             break;
         }
         case IBL_STEM_TOKENS: {
@@ -263,7 +267,7 @@ std::vector<float> ibl_encode(ibl_model & model, const ibl_encoder_batch & batch
             }
             in_a = new_input(ctx, GGML_TYPE_I32, L, B, 1, "ids");
             in_b = new_input(ctx, GGML_TYPE_I32, B, 1, 1, "select");
-            out = build_text_encoder(ctx, mm, in_a, in_b);
+            out = build_text_encoder(ctx, model, mm, in_a, in_b);
             break;
         }
         case IBL_STEM_POINTS: {
@@ -271,7 +275,7 @@ std::vector<float> ibl_encode(ibl_model & model, const ibl_encoder_batch & batch
             if (centers.size() != (size_t) G * 3 * B) ibl_throw("ERR_INPUT_SHAPE", "point centres: %zu values, expected %d", centers.size(), G * 3 * B);
             in_a = new_input(ctx, GGML_TYPE_F32, 3, K, (int64_t) G * B, "neighbourhoods");
             in_b = new_input(ctx, GGML_TYPE_F32, 3, G, B, "centers");
-            out = build_point_encoder(ctx, mm, in_a, in_b);
+            out = build_point_encoder(ctx, model, mm, in_a, in_b);
             break;
         }
     }
@@ -291,6 +295,7 @@ std::vector<float> ibl_encode(ibl_model & model, const ibl_encoder_batch & batch
     const int n_backends = on_cpu ? 1 : 2;
     ggml_backend_sched_t sched = ggml_backend_sched_new(backends, nullptr, n_backends, IBL_GRAPH_MAX_NODES, false, true);
     struct sched_guard { ggml_backend_sched_t s; ~sched_guard() { ggml_backend_sched_free(s); } } sg{sched};
+    if (model.eval_cb) ggml_backend_sched_set_eval_callback(sched, model.eval_cb, model.eval_cb_data);
     if (!ggml_backend_sched_alloc_graph(sched, gf)) ibl_throw("ERR_OUT_OF_MEMORY", "cannot allocate the %s graph (batch %d)", info.name, B);
 
     switch (info.stem) {
@@ -299,6 +304,10 @@ std::vector<float> ibl_encode(ibl_model & model, const ibl_encoder_batch & batch
         case IBL_STEM_TOKENS:
             ggml_backend_tensor_set(in_a, batch.ids.data(), 0, ggml_nbytes(in_a));
             ggml_backend_tensor_set(in_b, select.data(), 0, ggml_nbytes(in_b));
+            if (ggml_tensor * mask = ggml_graph_get_tensor(gf, "causal_mask")) {
+                const std::vector<ggml_fp16_t> m = ibl_causal_mask(mask->ne[0]);
+                ggml_backend_tensor_set(mask, m.data(), 0, ggml_nbytes(mask));
+            }
             break;
         case IBL_STEM_POINTS:
             ggml_backend_tensor_set(in_a, batch.data.data(), 0, ggml_nbytes(in_a));

@@ -22,6 +22,36 @@ ggml_tensor * ibl_build_linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor 
     return x;
 }
 
+ggml_tensor * ibl_new_causal_mask(ggml_context * ctx, int64_t L) {
+    ggml_tensor * m = ggml_new_tensor_2d(ctx, GGML_TYPE_F16, L, L);
+    ggml_set_name(m, "causal_mask");
+    ggml_set_input(m);
+    return m;
+}
+
+std::vector<ggml_fp16_t> ibl_causal_mask(int64_t L) {
+    std::vector<ggml_fp16_t> m((size_t) (L * L));
+    for (int64_t i = 0; i < L; ++i)
+        for (int64_t j = 0; j < L; ++j) m[(size_t) (i * L + j)] = ggml_fp32_to_fp16(j <= i ? 0.0f : -INFINITY);  // row i: query i
+    return m;
+}
+
+namespace {
+
+// Fused attention on views of qkv [3D, L, B]; k, v: [hd, H, Lk, B] (views, or with the bias token).
+// Returns [D, L, B]: the op's output is already [hd, H, L, B].
+ggml_tensor * flash_attention(ggml_context * ctx, ggml_tensor * q, ggml_tensor * k, ggml_tensor * v, const ibl_attn_options & opt,
+                              int64_t D, int64_t L, int64_t B, float scale) {
+    ggml_tensor * Q = ggml_permute(ctx, q, 0, 2, 1, 3);  // [hd, L, H, B]
+    ggml_tensor * K = ggml_permute(ctx, k, 0, 2, 1, 3);  // [hd, Lk, H, B]
+    ggml_tensor * V = ggml_permute(ctx, v, 0, 2, 1, 3);  // [hd, Lk, H, B]
+    ggml_tensor * out = ggml_flash_attn_ext(ctx, Q, K, V, opt.causal ? opt.mask : nullptr, scale, 0.0f, 0.0f);
+    ggml_flash_attn_ext_set_prec(out, GGML_PREC_F32);
+    return ggml_reshape_3d(ctx, out, D, L, B);
+}
+
+}  // namespace
+
 ggml_tensor * ibl_build_attention(ggml_context * ctx, ggml_tensor * x, const ibl_block_weights & w, const ibl_attn_options & opt) {
     const int64_t D = x->ne[0], L = x->ne[1], B = x->ne[2];
     const int64_t H = opt.n_heads, hd = D / H;
@@ -33,8 +63,12 @@ ggml_tensor * ibl_build_attention(ggml_context * ctx, ggml_tensor * x, const ibl
         return ggml_view_4d(ctx, qkv, hd, H, L, B, hd * es, qkv->nb[1], qkv->nb[2], (size_t) i * D * es);
     };
     ggml_tensor * q = third(0);
-    ggml_tensor * k = ggml_cont(ctx, third(1));
-    ggml_tensor * v = ggml_cont(ctx, third(2));
+    ggml_tensor * k = third(1);
+    ggml_tensor * v = third(2);
+    if (!opt.flash) {
+        k = ggml_cont(ctx, k);
+        v = ggml_cont(ctx, v);
+    }
     int64_t Lk = L;
     if (w.bias_k) {
         // add_bias_kv: one learned key/value (already projected) appended after the sequence.
@@ -44,12 +78,14 @@ ggml_tensor * ibl_build_attention(ggml_context * ctx, ggml_tensor * x, const ibl
         v = ggml_concat(ctx, v, bv, 2);
         Lk = L + 1;
     }
+    const float scale = 1.0f / std::sqrt((float) hd);
+    if (opt.flash) return ibl_build_linear(ctx, flash_attention(ctx, q, k, v, opt, D, L, B, scale), w.out_w, w.out_b);
+
     ggml_tensor * Q = ggml_permute(ctx, q, 0, 2, 1, 3);                  // [hd, L, H, B]
     ggml_tensor * K = ggml_permute(ctx, k, 0, 2, 1, 3);                  // [hd, Lk, H, B]
     ggml_tensor * Vt = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));  // [Lk, hd, H, B]
 
     ggml_tensor * kq = ggml_mul_mat(ctx, K, Q);                          // [Lk, L, H, B]
-    const float scale = 1.0f / std::sqrt((float) hd);
     if (opt.causal) {
         kq = ggml_scale(ctx, kq, scale);
         kq = ggml_diag_mask_inf(ctx, kq, 0);

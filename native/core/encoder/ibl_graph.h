@@ -6,6 +6,8 @@
 
 #include "ggml.h"
 
+#include <vector>
+
 // ref: torch.nn.LayerNorm — x: [D, ...]
 ggml_tensor * ibl_build_norm(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b, float eps);
 
@@ -15,7 +17,15 @@ ggml_tensor * ibl_build_linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor 
 struct ibl_attn_options {
     int   n_heads = 1;
     bool  causal  = false;  // text: -inf above the diagonal
+    // Fused attention (ggml_flash_attn_ext) reading q, k, v in place from the qkv projection: no
+    // permute copies and no L x L score matrix in memory. With `causal` it needs `mask`.
+    bool          flash   = false;
+    ggml_tensor * mask    = nullptr;  // f16 [Lk, L]: 0 where attended, -inf elsewhere
 };
+
+// The f16 mask input for causal fused attention over L tokens ([L, L]); fill it with ibl_causal_mask.
+ggml_tensor * ibl_new_causal_mask(ggml_context * ctx, int64_t L);
+std::vector<ggml_fp16_t> ibl_causal_mask(int64_t L);
 
 // ref: torch.nn.MultiheadAttention (fused in_proj rows q;k;v, optional add_bias_kv token)
 // x: [D, L, B] → [D, L, B]

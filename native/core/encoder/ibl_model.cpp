@@ -8,15 +8,22 @@
 #include "ibl_audio.h"
 #include "ibl_bpe.h"
 
+#include "ggml-alloc.h"
 #include "gguf.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 
 ibl_model::~ibl_model() {
-    if (buf_w) ggml_backend_buffer_free(buf_w);
+    for (auto & m : mods) {
+        if (m.buf) ggml_backend_buffer_free(m.buf);
+    }
+    if (gguf) gguf_free(gguf);
     if (ctx_w) ggml_free(ctx_w);
     if (backend_cpu && backend_cpu != backend) ggml_backend_free(backend_cpu);
     if (backend) ggml_backend_free(backend);
@@ -266,13 +273,98 @@ void load_preprocess_params(const meta_reader & r, ibl_model & model) {
     }
 }
 
+// Every weight tensor of a trunk.
+std::vector<ggml_tensor *> trunk_tensors(const ibl_trunk_weights & w) {
+    std::vector<ggml_tensor *> out = {w.cls, w.pos, w.patch, w.token_embd, w.stem_norm_w, w.stem_norm_b, w.pre_norm_w,
+                                      w.pre_norm_b, w.post_norm_w, w.post_norm_b, w.head_norm_w, w.head_norm_b, w.head,
+                                      w.pt_reduce_w, w.pt_reduce_b, w.pt_pos1_w, w.pt_pos1_b, w.pt_pos2_w, w.pt_pos2_b,
+                                      w.pt_cls_pos, w.pt_proj};
+    out.insert(out.end(), w.pt_conv_w.begin(), w.pt_conv_w.end());
+    out.insert(out.end(), w.pt_conv_b.begin(), w.pt_conv_b.end());
+    for (const auto & b : w.blocks) {
+        out.insert(out.end(), {b.ln1_w, b.ln1_b, b.qkv_w, b.qkv_b, b.bias_k, b.bias_v, b.out_w, b.out_b, b.ln2_w, b.ln2_b,
+                               b.up_w, b.up_b, b.down_w, b.down_b});
+    }
+    out.erase(std::remove(out.begin(), out.end(), nullptr), out.end());
+    return out;
+}
+
+void unbind(const std::vector<ggml_tensor *> & tensors) {
+    for (ggml_tensor * t : tensors) { t->buffer = nullptr; t->data = nullptr; }
+}
+
+// The trunk's tensors in place in the mapped file: one host buffer over the span of their data, which is
+// checked for NaN/Inf first (the same check ibl_gguf_load_tensors makes on the read path).
+ggml_backend_buffer_t bind_mapped(ibl_model & model, const std::vector<ggml_tensor *> & tensors, const std::atomic<bool> * abort) {
+    char * base = (char *) model.map->addr + gguf_get_data_offset(model.gguf);
+    size_t lo = SIZE_MAX, hi = 0, max_size = 0;
+    for (ggml_tensor * t : tensors) {
+        if (abort && abort->load()) ibl_throw("ERR_ABORTED", "%s: loading aborted", model.path.c_str());
+        const size_t off = gguf_get_tensor_offset(model.gguf, gguf_find_tensor(model.gguf, t->name));
+        if (!ggml_validate_row_data(t->type, base + off, ggml_nbytes(t))) {
+            ibl_throw("ERR_MODEL_INVALID", "%s: tensor '%s' holds NaN or infinite values", model.path.c_str(), t->name);
+        }
+        lo = std::min(lo, off);
+        hi = std::max(hi, off + ggml_nbytes(t));
+        max_size = std::max(max_size, ggml_nbytes(t));
+    }
+    ggml_backend_dev_t dev = ggml_backend_get_device(model.backend);
+    ggml_backend_buffer_t buf = ggml_backend_dev_buffer_from_host_ptr(dev, base + lo, hi - lo, max_size);
+    if (!buf) ibl_throw("ERR_OUT_OF_MEMORY", "%s: cannot use the mapped weights on %s", model.path.c_str(), model.device_name.c_str());
+    for (ggml_tensor * t : tensors) {
+        const size_t off = gguf_get_tensor_offset(model.gguf, gguf_find_tensor(model.gguf, t->name));
+        if (ggml_backend_tensor_alloc(buf, t, base + off) != GGML_STATUS_SUCCESS) {
+            unbind(tensors);
+            ggml_backend_buffer_free(buf);
+            ibl_throw("ERR_MODEL_INVALID", "%s: cannot place tensor '%s'", model.path.c_str(), t->name);
+        }
+    }
+    return buf;
+}
+
+// The trunk's tensors read from the file into one new buffer on the model's device.
+ggml_backend_buffer_t read_into_buffer(ibl_model & model, const std::vector<ggml_tensor *> & tensors, const std::atomic<bool> * abort) {
+    ggml_backend_buffer_type_t buft = ggml_backend_get_default_buffer_type(model.backend);
+    const size_t align = ggml_backend_buft_get_alignment(buft);
+    size_t size = 0;
+    for (ggml_tensor * t : tensors) size += GGML_PAD(ggml_backend_buft_get_alloc_size(buft, t), align);
+    ggml_backend_buffer_t buf = ggml_backend_buft_alloc_buffer(buft, size);
+    if (!buf) ibl_throw("ERR_OUT_OF_MEMORY", "%s: cannot allocate %zu bytes of weights on %s", model.path.c_str(), size, model.device_name.c_str());
+    ggml_tallocr ta = ggml_tallocr_new(buf);
+    for (ggml_tensor * t : tensors) ggml_tallocr_alloc(&ta, t);
+    try {
+        ibl_load_monitor monitor;
+        monitor.abort = abort;
+        ibl_gguf_load_tensors(model.path, model.gguf, tensors, &monitor);
+    } catch (...) {
+        unbind(tensors);
+        ggml_backend_buffer_free(buf);
+        throw;
+    }
+    return buf;
+}
+
 }  // namespace
+
+void ibl_model_use(ibl_model & model, ibl_modality mod, const std::atomic<bool> * abort) {
+    std::lock_guard<std::mutex> lock(model.weights_mutex);
+    ibl_modality_model & mm = model.mods[mod];
+    if (!mm.present || mm.buf) return;
+    const std::vector<ggml_tensor *> tensors = trunk_tensors(mm.w);
+    mm.buf = model.map ? bind_mapped(model, tensors, abort) : read_into_buffer(model, tensors, abort);
+    ggml_backend_buffer_set_usage(mm.buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+}
+
+bool ibl_model_trunk_loaded(const ibl_model & model, ibl_modality mod) {
+    std::lock_guard<std::mutex> lock(model.weights_mutex);
+    return model.mods[mod].buf != nullptr;
+}
 
 std::unique_ptr<ibl_model> ibl_model_load(const std::string & path, const ibl_model_params & params) {
     auto model = std::make_unique<ibl_model>();
     model->path = path;
     gguf_context * g = ibl_gguf_open(path, &model->ctx_w);
-    struct gguf_guard { gguf_context * g; ~gguf_guard() { gguf_free(g); } } guard{g};
+    model->gguf = g;
 
     const std::string arch = ibl_gguf_str(g, path, IBL_KEY_ARCH, false, "");
     if (arch != IBL_ARCH_IMAGEBIND) {
@@ -314,14 +406,24 @@ std::unique_ptr<ibl_model> ibl_model_load(const std::string & path, const ibl_mo
     model->device_name = ggml_backend_dev_name(dev);
     model->n_threads = ibl_threads_resolve(params.n_threads);
     ibl_threads_probe(model->n_threads);
+    model->flash_attn = params.flash_attn;
     // The CPU runs what the device cannot (the scheduler falls back to it op by op).
     model->backend_cpu = ibl_device_is_cpu(dev) ? model->backend : ibl_cpu_backend_init(model->n_threads);
     ibl_backend_set_n_threads(model->backend_cpu, model->n_threads);
 
-    model->buf_w = ggml_backend_alloc_ctx_tensors(model->ctx_w, model->backend);
-    if (!model->buf_w) ibl_throw("ERR_OUT_OF_MEMORY", "%s: cannot allocate the weights on %s", path.c_str(), model->device_name.c_str());
-    ggml_backend_buffer_set_usage(model->buf_w, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
-    model->weights_bytes = ggml_backend_buffer_get_size(model->buf_w);
-    ibl_gguf_load_tensor_data(path, g, model->ctx_w, &params.monitor);
+    for (const auto & m : model->mods) {
+        for (ggml_tensor * t : trunk_tensors(m.w)) model->weights_bytes += ggml_nbytes(t);
+    }
+    // On the CPU the weights are used in place from the mapped file (no copy; pages are read when first
+    // used); a device that cannot use host memory gets each trunk's tensors read at its first use.
+    if (params.use_mmap && ibl_device_is_cpu(dev)) {
+        ggml_backend_dev_props props;
+        ggml_backend_dev_get_props(dev, &props);
+        auto map = std::make_unique<ibl_file_map>();
+        if (props.caps.buffer_from_host_ptr && map->map(path, ibl_file_size(path))) model->map = std::move(map);
+    }
+    // No weight data is read here (ibl_model_use does, per trunk): the load is done once it is checked.
+    if (params.monitor.abort && params.monitor.abort->load()) ibl_throw("ERR_ABORTED", "%s: loading aborted", path.c_str());
+    if (params.monitor.progress) params.monitor.progress(1, 1);
     return model;
 }

@@ -3,12 +3,14 @@
 
 #include "ibl_gguf.h"
 #include "ibl_modality.h"
+#include "ibl_mmap.h"
 
 #include "ggml-backend.h"
 #include "ggml.h"
 
 #include <array>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -79,15 +81,18 @@ struct ibl_imu_params   { int channels = 6, length = 2000, window = 8; };
 struct ibl_point_params { int num_group = 512, group_size = 32, encoder_dims = 256, proj_dim = 512; };
 
 struct ibl_modality_model {
-    bool               present = false;
-    ibl_trunk_hparams  hp;
-    ibl_trunk_weights  w;
+    bool                  present = false;
+    ibl_trunk_hparams     hp;
+    ibl_trunk_weights     w;
+    ggml_backend_buffer_t buf = nullptr;  // the trunk's weights, bound at its first use (ibl_model_use)
 };
 
 struct ibl_model_params {
     int         n_threads = 0;            // 0: ibl_threads_default()
     std::string device = "auto";  // "auto" (first GPU, else CPU), "cpu", or a ggml device name
-    ibl_load_monitor monitor;      // abort flag and progress while the weights are read
+    bool        use_mmap = true;  // CPU: use the weights in place from the mapped file (else read each trunk)
+    bool        flash_attn = true;  // CPU: fused attention (false: the mul_mat attention, for comparisons)
+    ibl_load_monitor monitor;      // abort flag and progress of the load (no weight data is read there)
 };
 
 struct ibl_model {
@@ -108,17 +113,32 @@ struct ibl_model {
     std::shared_ptr<ibl_audio_ctx> audio_ctx;
     std::shared_ptr<ibl_bpe>       tokenizer;
 
-    ggml_context *          ctx_w = nullptr;      // weight tensors (metadata)
-    ggml_backend_buffer_t   buf_w = nullptr;      // their data
+    ggml_context *          ctx_w = nullptr;      // weight tensors (metadata); data per trunk, see ibl_model_use
+    gguf_context *          gguf = nullptr;       // the file's tensor table (offsets of the data)
+    std::unique_ptr<ibl_file_map> map;            // the whole file mapped, when the weights are used in place
+    mutable std::mutex      weights_mutex;
     ggml_backend_t          backend = nullptr;    // where the graph runs
     ggml_backend_t          backend_cpu = nullptr;
     std::string             device_name;
     int                     n_threads = 1;
+    bool                    flash_attn = true;
+    // Observes every node of the encoder graphs when set (per-op profiling: ibl-driver profile).
+    ggml_backend_sched_eval_callback eval_cb = nullptr;
+    void *                  eval_cb_data = nullptr;
 
     ~ibl_model();
     const ibl_modality_model & mod(ibl_modality m) const { return mods[m]; }
 };
 
-// Loads and validates an encoder GGUF. Throws ibl_error naming the file and the problem: not a GGUF,
+// Makes a trunk's weights usable (thread-safe, once per trunk): on the CPU the mapped file's pages are
+// used in place, elsewhere the trunk's tensors are read into a buffer on the device. An image-only user
+// thus never pays for the text, audio, ... weights. The trunk's data is checked for NaN/Inf first
+// (ERR_MODEL_INVALID naming the file and tensor; the trunk stays unbound); `abort` stops a read.
+void ibl_model_use(ibl_model & model, ibl_modality mod, const std::atomic<bool> * abort = nullptr);
+
+// Whether the trunk's weights have been bound (ibl_model_use); thread-safe.
+bool ibl_model_trunk_loaded(const ibl_model & model, ibl_modality mod);
+
+// Loads and validates an encoder GGUF: metadata, tensor shapes and preprocessing tables; no weight data. Throws ibl_error naming the file and the problem: not a GGUF,
 // not an ImageBind encoder (e.g. an LLM file), a missing or mis-shaped tensor, an out-of-range key.
 std::unique_ptr<ibl_model> ibl_model_load(const std::string & path, const ibl_model_params & params);
