@@ -63,10 +63,17 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
     const before = snapshot(dir);
     const child = spawn(process.execPath, [cliPath, 'convert', 'imagebind', path.join(tinyA, 'imagebind.pth'), '-o', out,
       '--config', path.join(tinyA, 'imagebind.config.json'), '--type', 'f32'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Listen before anything else: on a loaded machine the conversion may end while we poll.
+    let exited = false;
+    const closed = new Promise((r) => child.on('close', (c, s) => { exited = true; r(c ?? s); }));
     // Wait for the temporary file to appear, then interrupt.
-    for (let i = 0; i < 2000 && !fs.readdirSync(dir).some((f) => f.endsWith('.tmp')); i++) await new Promise((r) => setTimeout(r, 2));
+    for (let i = 0; i < 2000 && !exited && !fs.readdirSync(dir).some((f) => f.endsWith('.tmp')); i++) await new Promise((r) => setTimeout(r, 2));
     child.kill(sig);
-    const code = await new Promise((r) => child.on('close', (c, s) => r(c ?? s)));
+    // A CLI that ignored the signal would hang here: give it a generous bound, then say so.
+    const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const code = await closed;
+    clearTimeout(guard);
+    t.not(code, 'SIGKILL', `the CLI did not exit within 60 s of ${sig}`);
     if (code === 0) return t.log('the conversion finished before the signal: nothing to check') || t.pass();
     t.is(code, sig === 'SIGINT' ? 130 : 143);
     t.deepEqual(snapshot(dir), before);
