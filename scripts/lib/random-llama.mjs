@@ -3,10 +3,7 @@
 // demo (tiny) and the benchmark (7B-shaped). Nothing is downloaded.
 import fs from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { ordered, storage, view, tensor, writeTorchCheckpoint } from './torch-writer.mjs';
-
-const require = createRequire(import.meta.url);
 
 export const LLAMA_7B = { dim: 4096, n_layers: 32, n_heads: 32, multiple_of: 256, norm_eps: 1e-6, vocab_size: 32000, imagebind_out_dim: 1024, lora_rank: 16 };
 
@@ -47,15 +44,6 @@ function randomSource(numel, scale, offset, seed, half) {
 
 /** A SentencePiece BPE model (byte fallback, LLaMA-style ids) of `size` pieces, as protobuf bytes. */
 export function makeTokenizerModel(size) {
-  const protobuf = require('protobufjs');
-  const root = protobuf.parse(`
-    syntax = "proto2";
-    message TrainerSpec { optional int32 model_type = 3; optional int32 vocab_size = 4; optional bool byte_fallback = 35;
-      optional int32 unk_id = 40; optional int32 bos_id = 41; optional int32 eos_id = 42; optional int32 pad_id = 43; }
-    message NormalizerSpec { optional string name = 1; optional bool add_dummy_prefix = 3; optional bool remove_extra_whitespaces = 4; optional bool escape_whitespaces = 5; }
-    message Piece { optional string piece = 1; optional float score = 2; optional int32 type = 3; }
-    message ModelProto { repeated Piece pieces = 1; optional TrainerSpec trainer_spec = 2; optional NormalizerSpec normalizer_spec = 3; }
-  `).root;
   const pieces = [{ piece: '<unk>', score: 0, type: 2 }, { piece: '<s>', score: 0, type: 3 }, { piece: '</s>', score: 0, type: 3 }];
   for (let b = 0; b < 256; b++) pieces.push({ piece: `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`, score: 0, type: 6 });
   const seen = new Set(pieces.map((p) => p.piece));
@@ -71,12 +59,33 @@ export function makeTokenizerModel(size) {
     frontier = next;
   }
   while (pieces.length < size) add(`▁w${pieces.length}`);
-  const msg = root.lookupType('ModelProto').create({
-    pieces,
-    trainerSpec: { modelType: 2, vocabSize: size, byteFallback: true, unkId: 0, bosId: 1, eosId: 2, padId: -1 },
-    normalizerSpec: { name: 'identity', addDummyPrefix: true, removeExtraWhitespaces: false, escapeWhitespaces: true },
-  });
-  return root.lookupType('ModelProto').encode(msg).finish();
+  // sentencepiece_model.proto's field numbers: ModelProto { pieces = 1, trainer_spec = 2, normalizer_spec = 3 }.
+  const trainer = [varintField(3, 2), varintField(4, size), varintField(35, 1), varintField(40, 0), varintField(41, 1),
+    varintField(42, 2), varintField(43, -1)];
+  const normalizer = [lenField(1, Buffer.from('identity')), varintField(3, 1), varintField(4, 0), varintField(5, 1)];
+  const out = pieces.map((p) => lenField(1, Buffer.concat([lenField(1, Buffer.from(p.piece)), floatField(2, p.score), varintField(3, p.type)])));
+  return Buffer.concat([...out, lenField(2, Buffer.concat(trainer)), lenField(3, Buffer.concat(normalizer))]);
+}
+
+// The protocol buffers wire format, as much as the tokenizer above needs (int32 -1 is 10 bytes).
+function varint(v) {
+  let x = BigInt.asUintN(64, BigInt(v));
+  const bytes = [];
+  do {
+    let b = Number(x & 0x7fn);
+    x >>= 7n;
+    if (x) b |= 0x80;
+    bytes.push(b);
+  } while (x);
+  return Buffer.from(bytes);
+}
+const key = (field, wire) => varint(field * 8 + wire);
+const varintField = (field, v) => Buffer.concat([key(field, 0), varint(v)]);
+const lenField = (field, b) => Buffer.concat([key(field, 2), varint(b.length), b]);
+function floatField(field, v) {
+  const b = Buffer.alloc(4);
+  b.writeFloatLE(v);
+  return Buffer.concat([key(field, 5), b]);
 }
 
 /** Writes <dir>/llama/{params.json,consolidated.00.pth,tokenizer.model} and <dir>/adapter.pth. */

@@ -1,8 +1,13 @@
 // SentencePiece tokenizer.model → llama.cpp's SPM vocabulary (tokenizer.ggml.* keys).
 //
-// tokenizer.model is a serialized sentencepiece.ModelProto (proto2). We decode it with protobufjs from
-// the few fields we need, spelled exactly as in google/sentencepiece src/sentencepiece_model.proto
-// (field numbers matter; unknown fields are skipped by the decoder).
+// tokenizer.model is a serialized sentencepiece.ModelProto (proto2). We read the few fields we need,
+// by the field numbers of google/sentencepiece src/sentencepiece_model.proto (unknown fields are
+// skipped), with the bounded wire reader of protobuf-wire.ts:
+//   ModelProto     { repeated SentencePiece pieces = 1; TrainerSpec trainer_spec = 2; NormalizerSpec normalizer_spec = 3; }
+//   SentencePiece  { string piece = 1; float score = 2; Type type = 3 [default = NORMAL]; }
+//   TrainerSpec    { ModelType model_type = 3 [default = UNIGRAM]; bool treat_whitespace_as_suffix = 24;
+//                    bool byte_fallback = 35; int32 unk_id = 40 [0]; bos_id = 41 [1]; eos_id = 42 [2]; pad_id = 43 [-1]; }
+//   NormalizerSpec { string name = 1; bool add_dummy_prefix = 3 [true]; bool remove_extra_whitespaces = 4 [true]; }
 //
 // What llama.cpp expects (conversion/base.py _create_vocab_sentencepiece and src/llama-vocab.cpp):
 // tokenizer.ggml.model = "llama" selects its SPM tokenizer, which merges adjacent symbols by the score
@@ -10,43 +15,10 @@
 // pieces; token ids are the piece indices; the token types use the same numbers as SentencePiece's
 // ModelProto.SentencePiece.Type (NORMAL 1, UNKNOWN 2, CONTROL 3, USER_DEFINED 4, UNUSED 5, BYTE 6).
 import fs from 'node:fs';
-import * as protobuf from 'protobufjs';
 import { ImageBindError } from '../errors';
 import { READ_LIMITS, readRegularSync } from '../files';
 import type { GgufMetaEntry } from '../native';
-
-const SCHEMA = `
-syntax = "proto2";
-package sentencepiece;
-message TrainerSpec {
-  enum ModelType { UNIGRAM = 1; BPE = 2; WORD = 3; CHAR = 4; }
-  optional ModelType model_type = 3 [default = UNIGRAM];
-  optional int32 vocab_size = 4 [default = 8000];
-  optional bool treat_whitespace_as_suffix = 24 [default = false];
-  optional bool byte_fallback = 35 [default = false];
-  optional int32 unk_id = 40 [default = 0];
-  optional int32 bos_id = 41 [default = 1];
-  optional int32 eos_id = 42 [default = 2];
-  optional int32 pad_id = 43 [default = -1];
-}
-message NormalizerSpec {
-  optional string name = 1;
-  optional bool add_dummy_prefix = 3 [default = true];
-  optional bool remove_extra_whitespaces = 4 [default = true];
-  optional bool escape_whitespaces = 5 [default = true];
-}
-message ModelProto {
-  message SentencePiece {
-    enum Type { NORMAL = 1; UNKNOWN = 2; CONTROL = 3; USER_DEFINED = 4; UNUSED = 5; BYTE = 6; }
-    optional string piece = 1;
-    optional float score = 2;
-    optional Type type = 3 [default = NORMAL];
-  }
-  repeated SentencePiece pieces = 1;
-  optional TrainerSpec trainer_spec = 2;
-  optional NormalizerSpec normalizer_spec = 3;
-}
-`;
+import { readMessage, readNested, WireField } from './protobuf-wire';
 
 /** llama.cpp's llama_token_type values (they equal SentencePiece's piece types). */
 export const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
@@ -69,17 +41,47 @@ export interface SentencePieceVocab {
   normalizer: string;
 }
 
-let modelProto: protobuf.Type | undefined;
-function modelType(): protobuf.Type {
-  modelProto ??= protobuf.parse(SCHEMA, { keepCase: true }).root.lookupType('sentencepiece.ModelProto');
-  return modelProto;
-}
-
 interface RawPiece { piece?: string; score?: number; type?: number }
 interface RawModel {
-  pieces?: RawPiece[];
-  trainer_spec?: Record<string, number | boolean>;
-  normalizer_spec?: Record<string, string | boolean>;
+  pieces: RawPiece[];
+  trainer_spec: Record<string, number | boolean>;
+  normalizer_spec: Record<string, string | boolean>;
+}
+
+// The fields read, by number, with how each is read.
+const TRAINER_FIELDS: Record<number, [string, (f: WireField) => number | boolean]> = {
+  3: ['model_type', (f) => f.int32()],
+  24: ['treat_whitespace_as_suffix', (f) => f.varint() !== 0],
+  35: ['byte_fallback', (f) => f.varint() !== 0],
+  40: ['unk_id', (f) => f.int32()],
+  41: ['bos_id', (f) => f.int32()],
+  42: ['eos_id', (f) => f.int32()],
+  43: ['pad_id', (f) => f.int32()],
+};
+const NORMALIZER_FIELDS: Record<number, [string, (f: WireField) => string | boolean]> = {
+  1: ['name', (f) => f.string()],
+  3: ['add_dummy_prefix', (f) => f.varint() !== 0],
+  4: ['remove_extra_whitespaces', (f) => f.varint() !== 0],
+};
+
+function decodeModel(bytes: Uint8Array): RawModel {
+  const m: RawModel = { pieces: [], trainer_spec: {}, normalizer_spec: {} };
+  readMessage(bytes, (f) => {
+    if (f.field === 1) {
+      const p: RawPiece = {};
+      readNested(f, (g) => {
+        if (g.field === 1) p.piece = g.string();
+        else if (g.field === 2) p.score = g.float();
+        else if (g.field === 3) p.type = g.int32();
+      });
+      m.pieces.push(p);
+    } else if (f.field === 2) {
+      readNested(f, (g) => { const r = TRAINER_FIELDS[g.field]; if (r) m.trainer_spec[r[0]] = r[1](g); });
+    } else if (f.field === 3) {
+      readNested(f, (g) => { const r = NORMALIZER_FIELDS[g.field]; if (r) m.normalizer_spec[r[0]] = r[1](g); });
+    }
+  });
+  return m;
 }
 
 function bad(file: string, msg: string): never {
@@ -89,18 +91,16 @@ function bad(file: string, msg: string): never {
 /** Decodes a SentencePiece model; `file` names it in errors. */
 export function parseSentencePiece(bytes: Uint8Array, file = 'tokenizer.model'): SentencePieceVocab {
   if (bytes.length === 0) bad(file, 'the file is empty');
-  const T = modelType();
   let m: RawModel;
   try {
-    // defaults: true fills proto2 [default = ...] values for fields the file does not set.
-    m = T.toObject(T.decode(bytes), { defaults: true, enums: Number, longs: Number }) as RawModel;
+    m = decodeModel(bytes);
   } catch (e) {
     bad(file, `protobuf decoding failed (${(e as Error).message}); the file is damaged or of another format`);
   }
-  const pieces = m.pieces ?? [];
+  const pieces = m.pieces;
   if (pieces.length === 0) bad(file, 'it holds no pieces');
-  const ts = m.trainer_spec ?? {};
-  const ns = m.normalizer_spec ?? {};
+  const ts = m.trainer_spec;
+  const ns = m.normalizer_spec;
   const n = pieces.length;
   const tokens = new Array<string>(n);
   const scores = new Float32Array(n);
