@@ -1,9 +1,10 @@
 // The ggml CPU kernels our patches change, against double-precision references:
 // - mul_mat (0003-cpu-blocked-float-gemm.patch): every shape class the blocked GEMM takes (edges of its
 //   register tile and k blocks, a weight shared by a batch, one weight per batch entry, strided
-//   activations, a bias ADD fused after it) for f32/f16/bf16 weights (and q8_0, which keeps ggml's
-//   path) and 1–3 threads;
+//   activations, a bias ADD fused after it and a residual ADD after that) for f32/f16/bf16 weights
+//   (and q8_0, which keeps ggml's path) and 1–3 threads;
 // - gelu_erf (0004-cpu-vector-gelu-erf.patch) over its whole range, tails included;
+// - layer norm, NORM + MUL + ADD fused (0009-cpu-fused-layer-norm.patch);
 // - flash_attn_ext (0005-cpu-flash-attn-tiles.patch) where query and key counts are not multiples of its
 //   64-row tiles, with and without a causal mask, with K tiles kept per head and packed per use.
 #include "ibl_test.h"
@@ -28,6 +29,8 @@ struct case_shape {
     bool per_entry_weight;  // src0 [K, N, B] instead of [K, N]
     bool strided_x;         // src1 as a permuted view ([K, B, M] stored)
     bool bias = false;      // + a bias row (the ADD the blocked GEMM fuses)
+    int  residual = 0;      // then + a tensor of the result's shape (the second ADD it fuses): 1 into a new
+                            // tensor, 2 in place into that tensor's memory
 };
 
 // Whether the loaded CPU module has the patches' vector kernels (the blocked GEMM, the vector gelu_erf):
@@ -64,6 +67,8 @@ void run_case(ibl_test & t, ggml_backend_t backend, const case_shape & c, ggml_t
     ggml_tensor * y = ggml_mul_mat(ctx, w, x);                                // [N, M, B]
     ggml_tensor * bias = c.bias ? ggml_new_tensor_1d(ctx, GGML_TYPE_F32, c.N) : nullptr;
     if (bias) y = ggml_add(ctx, y, bias);
+    ggml_tensor * res = c.residual ? ggml_new_tensor_3d(ctx, GGML_TYPE_F32, c.N, c.M, c.B) : nullptr;
+    if (res) y = c.residual == 2 ? ggml_add_inplace(ctx, res, y) : ggml_add(ctx, y, res);
     ggml_cgraph * gf = ggml_new_graph(ctx);
     ggml_build_forward_expand(gf, y);
     ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, backend);
@@ -79,6 +84,9 @@ void run_case(ibl_test & t, ggml_backend_t backend, const case_shape & c, ggml_t
     std::vector<float> bv((size_t) c.N);
     for (auto & v : bv) v = u(rng);
     if (bias) ggml_backend_tensor_set(bias, bv.data(), 0, ggml_nbytes(bias));
+    std::vector<float> rv(res ? (size_t) ggml_nelements(res) : 0);
+    for (auto & v : rv) v = u(rng);
+    if (res) ggml_backend_tensor_set(res, rv.data(), 0, ggml_nbytes(res));
     ibl_backend_set_n_threads(backend, threads);
     const bool ok_compute = ggml_backend_graph_compute(backend, gf) == GGML_STATUS_SUCCESS;
     std::vector<float> got((size_t) ggml_nelements(y));
@@ -97,15 +105,15 @@ void run_case(ibl_test & t, ggml_backend_t backend, const case_shape & c, ggml_t
     for (int64_t n = 0; n < c.N; ++n) {
         const float * wrow = wr.data() + ((c.per_entry_weight ? b : 0) * c.N + n) * c.K;
         const float * xrow = xv.data() + (c.strided_x ? (m * c.B + b) : (b * c.M + m)) * c.K;
-        double s = c.bias ? bv[(size_t) n] : 0.0, a = 0;
+        double s = (c.bias ? bv[(size_t) n] : 0.0) + (res ? rv[(size_t) ((b * c.M + m) * c.N + n)] : 0.0), a = 0;
         for (int64_t k = 0; k < c.K; ++k) { s += (double) wrow[k] * xrow[k]; a += std::fabs((double) wrow[k] * xrow[k]); }
         worst = std::fmax(worst, std::fabs(got[(size_t) ((b * c.M + m) * c.N + n)] - s) / (a + 1e-30));
     }
     char what[200];
-    snprintf(what, sizeof(what), "mul_mat %s K=%lld N=%lld M=%lld B=%lld%s%s%s, %d thread(s): worst error %.2g of sum|w x| (tol %.0g)",
+    snprintf(what, sizeof(what), "mul_mat %s K=%lld N=%lld M=%lld B=%lld%s%s%s%s, %d thread(s): worst error %.2g of sum|w x| (tol %.0g)",
              ggml_type_name(type), (long long) c.K, (long long) c.N, (long long) c.M, (long long) c.B,
              c.per_entry_weight ? ", weight per entry" : "", c.strided_x ? ", strided x" : "", c.bias ? ", + bias" : "",
-             threads, worst, tol);
+             c.residual == 1 ? ", + residual" : c.residual == 2 ? ", + residual in place" : "", threads, worst, tol);
     t.check(ok_compute && worst <= tol, what);
     ggml_backend_buffer_free(buf);
     ggml_free(ctx);
@@ -141,6 +149,54 @@ void check_gelu_erf(ibl_test & t, ggml_backend_t backend, bool vector_kernels) {
     snprintf(what, sizeof(what), "gelu_erf: worst error %.2g (of max(1, |y|)), %.2g relative%s", worst_abs, worst_rel,
              vector_kernels ? "" : " (ggml's own path: the tail is not checked relative)");
     t.check(ok_compute && worst_abs <= 1e-6 && (worst_rel <= 1e-4 || !vector_kernels), what);
+    ggml_backend_buffer_free(buf);
+    ggml_free(ctx);
+}
+
+// Layer norm as the encoders build it, norm(x) * w + b (NORM, MUL, ADD: fused by the CPU backend when w
+// and b are rows), against double sums; `full`: w and b of x's whole shape, which is not fused.
+void check_layer_norm(ibl_test & t, ggml_backend_t backend, int64_t n, int64_t rows, bool full) {
+    ggml_init_params ip = { 8 * ggml_tensor_overhead() + ggml_graph_overhead(), nullptr, true };
+    ggml_context * ctx = ggml_init(ip);
+    ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n, rows);
+    ggml_tensor * w = full ? ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n, rows) : ggml_new_tensor_1d(ctx, GGML_TYPE_F32, n);
+    ggml_tensor * b = full ? ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n, rows) : ggml_new_tensor_1d(ctx, GGML_TYPE_F32, n);
+    const float eps = 1e-6f;
+    ggml_tensor * y = ggml_add(ctx, ggml_mul(ctx, ggml_norm(ctx, x, eps), w), b);
+    ggml_cgraph * gf = ggml_new_graph(ctx);
+    ggml_build_forward_expand(gf, y);
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, backend);
+    std::mt19937 rng((unsigned) (n * 7 + rows));
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    auto fill = [&](ggml_tensor * tt, float offset) {
+        std::vector<float> v((size_t) ggml_nelements(tt));
+        for (auto & e : v) e = offset + u(rng);
+        ggml_backend_tensor_set(tt, v.data(), 0, ggml_nbytes(tt));
+        return v;
+    };
+    const std::vector<float> xv = fill(x, 3.0f), wv = fill(w, 0.0f), bv = fill(b, 0.0f);
+    ibl_backend_set_n_threads(backend, 2);
+    const bool ok_compute = ggml_backend_graph_compute(backend, gf) == GGML_STATUS_SUCCESS;
+    std::vector<float> got((size_t) ggml_nelements(y));
+    ggml_backend_tensor_get(y, got.data(), 0, ggml_nbytes(y));
+    double worst = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+        const float * xr = xv.data() + r * n;
+        double mean = 0, var = 0;
+        for (int64_t i = 0; i < n; ++i) mean += xr[i];
+        mean /= (double) n;
+        for (int64_t i = 0; i < n; ++i) var += (xr[i] - mean) * (xr[i] - mean);
+        const double s = 1.0 / std::sqrt(var / (double) n + eps);
+        for (int64_t i = 0; i < n; ++i) {
+            const size_t wi = (size_t) (full ? r * n + i : i);
+            const double ref = (xr[i] - mean) * s * wv[wi] + bv[wi];
+            worst = std::fmax(worst, std::fabs(got[(size_t) (r * n + i)] - ref));
+        }
+    }
+    char what[160];
+    snprintf(what, sizeof(what), "layer norm n=%lld rows=%lld%s: worst error %.2g", (long long) n, (long long) rows,
+             full ? " (weights of x's shape: not fused)" : "", worst);
+    t.check(ok_compute && worst <= 1e-5, what);
     ggml_backend_buffer_free(buf);
     ggml_free(ctx);
 }
@@ -222,6 +278,9 @@ void test_kernels(ibl_test & t) {
         {2601, 30, 20, 2, true, false},    // odd K over three k blocks, a weight per entry
         {1500, 40, 66, 2, false, false, true},  // + bias, fused into the last of two k blocks; last 4 rows by dot products
         {64, 36, 257, 1, false, true, true},    // + bias, one k block
+        {1500, 40, 66, 2, false, false, true, 1},  // + bias + residual, fused into the last of two k blocks
+        {64, 36, 257, 1, false, true, true, 2},    // + bias + residual in place, one k block: fused
+        {1500, 40, 66, 1, false, false, true, 2},  // in place over two k blocks: not fused (partial sums would overwrite it)
     };
     const bool vector_kernels = cpu_has_vector_kernels();
     for (ggml_type type : {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0}) {
@@ -231,6 +290,9 @@ void test_kernels(ibl_test & t) {
         }
     }
     check_gelu_erf(t, backend, vector_kernels);
+    check_layer_norm(t, backend, 1280, 37, false);  // ViT-H's width
+    check_layer_norm(t, backend, 77, 5, false);     // a row length past the vector width by 13
+    check_layer_norm(t, backend, 64, 6, true);
     check_flash_attn(t, backend, 80, 4, 257, false);  // ViT-H: 4 full query/key tiles and one of 1
     check_flash_attn(t, backend, 64, 2, 77, true);    // text: 64 + 13, causal
     check_flash_attn(t, backend, 16, 3, 130, false);  // 64 + 64 + 2
