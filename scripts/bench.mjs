@@ -9,13 +9,17 @@
 //   - onnxruntime-node on the same trunks, when the reference runtime and its exports are there:
 //       IMAGEBIND_LLM_BENCH_ORT   the onnxruntime-node package folder (…/node_modules/onnxruntime-node)
 //       IMAGEBIND_LLM_BENCH_ONNX  the folder ../shared/bench/ort_export.py wrote (vision.onnx, … + *.in.npy)
-//     (../shared/bench/README.md sets both up);
+//     (../shared/bench/README.md sets both up). Ours at f32 and onnxruntime-node are timed side by side:
+//     one process holds both and alternates single calls (--pair-rounds of them each, the order swapped
+//     every round, a pause before each call so that neither runtime's idle threads are still spinning),
+//     so that a change in the machine's speed during the run reaches both alike; the ratio is the median
+//     of the rounds' ratios. Each runtime alone in its own process gives the peak RSS;
 //   - the BLAS sgemm rate of the same shape (numpy's matmul, 2048 x 4096 by 4096 x 4096), when
 //       IMAGEBIND_LLM_BENCH_NUMPY names a python with numpy (e.g. Debian's /usr/bin/python3 + OpenBLAS);
 //   - end to end per type (unless --no-e2e): ms per image, audio file, text, 5 s video, 8192-point cloud.
 //
 //   node scripts/bench.mjs [--dir <work dir>] [--types f32,f16,bf16,q8_0] [--threads N] [--repeat N]
-//                          [--trunks vision,text,audio] [--no-e2e]
+//                          [--trunks vision,text,audio] [--pair-rounds N] [--no-e2e]
 // The work dir (default: $TMPDIR/imagebind-llm-bench) keeps the 4.5 GB checkpoint and the GGUFs between
 // runs; delete it to regenerate. Threads default to the cores this process may use.
 import fs from 'node:fs';
@@ -119,6 +123,40 @@ async function childOrt() {
   process.stdout.write(JSON.stringify({ ms, maxRssBytes: maxRss(), version: ort.env.versions?.common ?? '' }) + '\n');
 }
 
+async function childPair() {
+  // --child-pair <gguf> <trunk> <threads> <rounds>: ours and onnxruntime-node in this process, single calls
+  // alternated; prints both medians and the median of the per-round ratios.
+  const [gguf, trunk, threads, rounds] = process.argv.slice(process.argv.indexOf('--child-pair') + 1);
+  const ibl = require(path.join(root, 'lib', 'index.js'));
+  const ort = require(process.env.IMAGEBIND_LLM_BENCH_ORT);
+  const dir = process.env.IMAGEBIND_LLM_BENCH_ONNX;
+  const enc = await ibl.loadEncoder(gguf, { threads: Number(threads), device: 'cpu' });
+  const sess = await ort.InferenceSession.create(path.join(dir, `${trunk}.onnx`), {
+    intraOpNumThreads: Number(threads), interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
+  });
+  const x = readNpy(path.join(dir, `${trunk}.in.npy`));
+  const feeds = { x: new ort.Tensor(x.type, x.data, x.shape) };
+  const input = trunkInput(trunk);
+  const run = { ours: () => enc.embed([input]), ort: () => sess.run(feeds) };
+  const pause = () => new Promise((resolve) => setTimeout(resolve, 150));
+  const once = async (name) => {
+    await pause();
+    const t0 = process.hrtime.bigint();
+    await run[name]();
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  };
+  await once('ours');  // warm-up: pages the weights in, builds tables
+  await once('ort');
+  const ms = { ours: [], ort: [] };
+  for (let i = 0; i < Number(rounds); i++) {
+    for (const name of i % 2 ? ['ort', 'ours'] : ['ours', 'ort']) ms[name].push(await once(name));
+  }
+  enc.dispose();
+  await sess.release();
+  const ratio = median(ms.ours.map((t, i) => t / ms.ort[i]));
+  process.stdout.write(JSON.stringify({ ours: median(ms.ours), ort: median(ms.ort), ratio, rounds: Number(rounds) }) + '\n');
+}
+
 async function childE2e() {
   // --child-e2e <gguf> <threads> <repeat>: every input kind from its source file; prints JSON.
   const [gguf, threads, repeat] = process.argv.slice(process.argv.indexOf('--child-e2e') + 1);
@@ -191,18 +229,28 @@ async function ensureModels(dir, types) {
   return ggufs;
 }
 
-function printTrunks(rows, ort, rate, threads) {
+// rows: ours per type and trunk, each alone in its process; ort: onnxruntime-node alone per trunk; pairs: ours
+// at f32 and onnxruntime-node alternated in one process per trunk. The ORT column is the paired median;
+// f32's ratio the paired one, the other types' their ms over that median.
+function printTrunks(rows, ort, pairs, rate, threads) {
   const f = (x, d = 0) => (x === undefined || x === null ? '—' : x.toFixed(d));
+  if (Object.keys(pairs).length) {
+    console.log(`\nSide by side (one process per trunk, single calls alternated, ${Object.values(pairs)[0].rounds} each):`);
+    console.log('\n| trunk | ours f32 ms | onnxruntime-node ms | ours / ORT (median of the rounds) |');
+    console.log('|---|---|---|---|');
+    for (const [trunk, p] of Object.entries(pairs)) console.log(`| ${trunk} | ${f(p.ours)} | ${f(p.ort)} | ${f(p.ratio, 3)} |`);
+  }
   console.log(`\n| type | trunk | ms | GFLOP | GFLOP/s | % of f32 matmul | peak RSS MiB | onnxruntime-node ms | ours / ORT |`);
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
-    const o = ort[r.trunk];
+    const p = pairs[r.trunk];
+    const ratio = p ? (r.type === 'f32' ? p.ratio : r.ms / p.ort) : undefined;
     console.log(`| ${r.type} | ${r.trunk} | ${f(r.ms)} | ${f(r.flop / 1e9, 1)} | ${f(r.gflops, 1)} | ${rate ? f((100 * r.gflops) / rate.gflops) : '—'} | ` +
-      `${mib(r.rss)} | ${o ? f(o.ms) : '—'} | ${o ? f(r.ms / o.ms, 2) : '—'} |`);
+      `${mib(r.rss)} | ${p ? f(p.ort) : '—'} | ${f(ratio, 2)} |`);
   }
   if (Object.keys(ort).length) {
-    console.log(`\nonnxruntime-node ${Object.values(ort)[0].version} (CPU provider, ${threads} intra-op threads), peak RSS MiB: ` +
-      Object.entries(ort).map(([t, o]) => `${t} ${mib(o.maxRssBytes)}`).join(', '));
+    console.log(`\nonnxruntime-node ${Object.values(ort)[0].version} (CPU provider, ${threads} intra-op threads) alone in its process: ` +
+      Object.entries(ort).map(([t, o]) => `${t} ${f(o.ms)} ms, peak RSS ${mib(o.maxRssBytes)} MiB`).join('; '));
   }
 }
 
@@ -228,11 +276,14 @@ async function main() {
   if (blas) console.log(`numpy (BLAS) sgemm, same shape and threads: ${blas.ms.toFixed(0)} ms, ${blas.gflops.toFixed(1)} GFLOP/s` +
     (rate ? ` (ggml: ${((100 * rate.gflops) / blas.gflops).toFixed(0)} % of it)` : ''));
 
-  const ort = {};
+  const ort = {}, pairs = {};
   const { IMAGEBIND_LLM_BENCH_ORT: ortModule, IMAGEBIND_LLM_BENCH_ONNX: onnxDir } = process.env;
   if (ortModule && onnxDir) {
+    const rounds = arg('pair-rounds', '7');
     for (const trunk of trunks) {
-      if (fs.existsSync(path.join(onnxDir, `${trunk}.onnx`))) ort[trunk] = runChild(['--child-ort', trunk, String(threads), String(repeat)]);
+      if (!fs.existsSync(path.join(onnxDir, `${trunk}.onnx`))) continue;
+      ort[trunk] = runChild(['--child-ort', trunk, String(threads), String(repeat)]);
+      if (ggufs.f32) pairs[trunk] = runChild(['--child-pair', ggufs.f32, trunk, String(threads), rounds]);
     }
   } else {
     console.log('(onnxruntime-node not measured: set IMAGEBIND_LLM_BENCH_ORT and IMAGEBIND_LLM_BENCH_ONNX, see ../shared/bench/README.md)');
@@ -246,7 +297,7 @@ async function main() {
       rows.push({ type, trunk, ms: r.ms, flop, gflops: flop / r.ms / 1e6, rss: r.maxRssBytes });
     }
   }
-  printTrunks(rows, ort, rate, threads);
+  printTrunks(rows, ort, pairs, rate, threads);
 
   if (!process.argv.includes('--no-e2e')) {
     console.log('\n| type | image ms | audio ms (3 clips) | text ms | video ms (5 s, 15 clips) | point ms (8192 pts) | peak RSS MiB (all trunks) |');
@@ -262,5 +313,6 @@ async function main() {
 
 if (process.argv.includes('--child-trunk')) await childTrunk();
 else if (process.argv.includes('--child-ort')) await childOrt();
+else if (process.argv.includes('--child-pair')) await childPair();
 else if (process.argv.includes('--child-e2e')) await childE2e();
 else await main();

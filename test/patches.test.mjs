@@ -31,7 +31,6 @@ test('every patch applies cleanly to a pristine checkout of the pinned llama.cpp
 
 test('the source we build is the pinned commit plus exactly our patches', (t) => {
   t.is(git(['rev-parse', 'HEAD'], llama).trim(), pkg.imagebindLlm.llamaCppSource.commit);
-  for (const p of [...patches].reverse()) t.notThrows(() => git(['apply', '--check', '--reverse', p], llama), `${path.basename(p)} is applied`);
   // Modified files, and the new files patches add (untracked), less our own stamp file.
   const changed = [
     ...git(['diff', '--name-only'], llama).trim().split('\n'),
@@ -39,4 +38,12 @@ test('the source we build is the pinned commit plus exactly our patches', (t) =>
   ].filter((f) => f && f !== '.imagebind-llm-source.json').sort();
   const touched = [...new Set(patches.flatMap((p) => [...fs.readFileSync(p, 'utf8').matchAll(/^\+\+\+ b\/(.+)$/gm)].map((m) => m[1])))].sort();
   t.deepEqual(changed, touched);
+  // Each file as the pinned commit plus every patch in order makes it (a later patch may change an
+  // earlier one's context, so the patches are applied in sequence, not checked one by one).
+  const wt = fs.mkdtempSync(path.join(os.tmpdir(), 'ibl-llama-patched-'));
+  fs.rmSync(wt, { recursive: true });
+  git(['worktree', 'add', '--detach', wt, pkg.imagebindLlm.llamaCppSource.commit], llama);
+  t.teardown(() => git(['worktree', 'remove', '--force', wt], llama));
+  for (const p of patches) git(['apply', p], wt);
+  for (const f of touched) t.true(fs.readFileSync(path.join(wt, f)).equals(fs.readFileSync(path.join(llama, f))), `${f} is the pinned file plus the patches`);
 });
