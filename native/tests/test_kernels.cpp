@@ -1,7 +1,7 @@
 // The ggml CPU kernels our patches change, against double-precision references:
 // - mul_mat (0003-cpu-blocked-float-gemm.patch): every shape class the blocked GEMM takes (edges of its
 //   register tile and k blocks, a weight shared by a batch, one weight per batch entry, strided
-//   activations, a bias ADD fused after it and a residual ADD after that) for f32/f16/bf16 weights
+//   activations, a bias ADD fused after it and a residual ADD or gelu_erf after that) for f32/f16/bf16 weights
 //   (and q8_0, which keeps ggml's path) and 1–3 threads;
 // - gelu_erf (0004-cpu-vector-gelu-erf.patch) over its whole range, tails included;
 // - layer norm, NORM + MUL + ADD fused (0009-cpu-fused-layer-norm.patch);
@@ -31,6 +31,7 @@ struct case_shape {
     bool bias = false;      // + a bias row (the ADD the blocked GEMM fuses)
     int  residual = 0;      // then + a tensor of the result's shape (the second ADD it fuses): 1 into a new
                             // tensor, 2 in place into that tensor's memory
+    bool gelu = false;      // or then gelu_erf (the GELU it fuses)
 };
 
 // Whether the loaded CPU module has the patches' vector kernels (the blocked GEMM, the vector gelu_erf):
@@ -69,6 +70,7 @@ void run_case(ibl_test & t, ggml_backend_t backend, const case_shape & c, ggml_t
     if (bias) y = ggml_add(ctx, y, bias);
     ggml_tensor * res = c.residual ? ggml_new_tensor_3d(ctx, GGML_TYPE_F32, c.N, c.M, c.B) : nullptr;
     if (res) y = c.residual == 2 ? ggml_add_inplace(ctx, res, y) : ggml_add(ctx, y, res);
+    if (c.gelu) y = ggml_gelu_erf(ctx, y);
     ggml_cgraph * gf = ggml_new_graph(ctx);
     ggml_build_forward_expand(gf, y);
     ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, backend);
@@ -107,13 +109,14 @@ void run_case(ibl_test & t, ggml_backend_t backend, const case_shape & c, ggml_t
         const float * xrow = xv.data() + (c.strided_x ? (m * c.B + b) : (b * c.M + m)) * c.K;
         double s = (c.bias ? bv[(size_t) n] : 0.0) + (res ? rv[(size_t) ((b * c.M + m) * c.N + n)] : 0.0), a = 0;
         for (int64_t k = 0; k < c.K; ++k) { s += (double) wrow[k] * xrow[k]; a += std::fabs((double) wrow[k] * xrow[k]); }
+        if (c.gelu) s = 0.5 * s * std::erfc(-s / std::sqrt(2.0));
         worst = std::fmax(worst, std::fabs(got[(size_t) ((b * c.M + m) * c.N + n)] - s) / (a + 1e-30));
     }
     char what[200];
-    snprintf(what, sizeof(what), "mul_mat %s K=%lld N=%lld M=%lld B=%lld%s%s%s%s, %d thread(s): worst error %.2g of sum|w x| (tol %.0g)",
+    snprintf(what, sizeof(what), "mul_mat %s K=%lld N=%lld M=%lld B=%lld%s%s%s%s%s, %d thread(s): worst error %.2g of sum|w x| (tol %.0g)",
              ggml_type_name(type), (long long) c.K, (long long) c.N, (long long) c.M, (long long) c.B,
              c.per_entry_weight ? ", weight per entry" : "", c.strided_x ? ", strided x" : "", c.bias ? ", + bias" : "",
-             c.residual == 1 ? ", + residual" : c.residual == 2 ? ", + residual in place" : "", threads, worst, tol);
+             c.residual == 1 ? ", + residual" : c.residual == 2 ? ", + residual in place" : "", c.gelu ? ", gelu_erf" : "", threads, worst, tol);
     t.check(ok_compute && worst <= tol, what);
     ggml_backend_buffer_free(buf);
     ggml_free(ctx);
@@ -281,6 +284,8 @@ void test_kernels(ibl_test & t) {
         {1500, 40, 66, 2, false, false, true, 1},  // + bias + residual, fused into the last of two k blocks
         {64, 36, 257, 1, false, true, true, 2},    // + bias + residual in place, one k block: fused
         {1500, 40, 66, 1, false, false, true, 2},  // in place over two k blocks: not fused (partial sums would overwrite it)
+        {1500, 40, 66, 2, false, false, true, 0, true},  // + bias, gelu_erf fused after the last of two k blocks
+        {64, 60, 257, 1, false, true, true, 0, true},    // + bias, gelu_erf over a group of 48 columns and one of 12
     };
     const bool vector_kernels = cpu_has_vector_kernels();
     for (ggml_type type : {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0}) {
