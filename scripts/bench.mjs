@@ -9,11 +9,12 @@
 //   - onnxruntime-node on the same trunks, when the reference runtime and its exports are there:
 //       IMAGEBIND_LLM_BENCH_ORT   the onnxruntime-node package folder (…/node_modules/onnxruntime-node)
 //       IMAGEBIND_LLM_BENCH_ONNX  the folder ../shared/bench/ort_export.py wrote (vision.onnx, … + *.in.npy)
-//     (../shared/bench/README.md sets both up). Ours at f32 and onnxruntime-node are timed side by side:
-//     one process holds both and alternates single calls (--pair-rounds of them each, the order swapped
-//     every round, a pause before each call so that neither runtime's idle threads are still spinning),
-//     so that a change in the machine's speed during the run reaches both alike; the ratio is the median
-//     of the rounds' ratios. Each runtime alone in its own process gives the peak RSS;
+//     (../shared/bench/README.md sets both up). Ours at f32 and onnxruntime-node are timed in alternation:
+//     --pair-rounds rounds, each running both (the order swapped every round), each alone in its own
+//     process as a user would run it, so that a change in the machine's speed during the run reaches both
+//     alike; the ratio is the median of the rounds' ratios. (Both runtimes in one process, calls
+//     alternated, slowed ours by 5-20 % on a 2-core machine without either spinning while idle: each
+//     process gets the machine to itself.)
 //   - the BLAS sgemm rate of the same shape (numpy's matmul, 2048 x 4096 by 4096 x 4096), when
 //       IMAGEBIND_LLM_BENCH_NUMPY names a python with numpy (e.g. Debian's /usr/bin/python3 + OpenBLAS);
 //   - end to end per type (unless --no-e2e): ms per image, audio file, text, 5 s video, 8192-point cloud.
@@ -123,40 +124,6 @@ async function childOrt() {
   process.stdout.write(JSON.stringify({ ms, maxRssBytes: maxRss(), version: ort.env.versions?.common ?? '' }) + '\n');
 }
 
-async function childPair() {
-  // --child-pair <gguf> <trunk> <threads> <rounds>: ours and onnxruntime-node in this process, single calls
-  // alternated; prints both medians and the median of the per-round ratios.
-  const [gguf, trunk, threads, rounds] = process.argv.slice(process.argv.indexOf('--child-pair') + 1);
-  const ibl = require(path.join(root, 'lib', 'index.js'));
-  const ort = require(process.env.IMAGEBIND_LLM_BENCH_ORT);
-  const dir = process.env.IMAGEBIND_LLM_BENCH_ONNX;
-  const enc = await ibl.loadEncoder(gguf, { threads: Number(threads), device: 'cpu' });
-  const sess = await ort.InferenceSession.create(path.join(dir, `${trunk}.onnx`), {
-    intraOpNumThreads: Number(threads), interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
-  });
-  const x = readNpy(path.join(dir, `${trunk}.in.npy`));
-  const feeds = { x: new ort.Tensor(x.type, x.data, x.shape) };
-  const input = trunkInput(trunk);
-  const run = { ours: () => enc.embed([input]), ort: () => sess.run(feeds) };
-  const pause = () => new Promise((resolve) => setTimeout(resolve, 150));
-  const once = async (name) => {
-    await pause();
-    const t0 = process.hrtime.bigint();
-    await run[name]();
-    return Number(process.hrtime.bigint() - t0) / 1e6;
-  };
-  await once('ours');  // warm-up: pages the weights in, builds tables
-  await once('ort');
-  const ms = { ours: [], ort: [] };
-  for (let i = 0; i < Number(rounds); i++) {
-    for (const name of i % 2 ? ['ort', 'ours'] : ['ours', 'ort']) ms[name].push(await once(name));
-  }
-  enc.dispose();
-  await sess.release();
-  const ratio = median(ms.ours.map((t, i) => t / ms.ort[i]));
-  process.stdout.write(JSON.stringify({ ours: median(ms.ours), ort: median(ms.ort), ratio, rounds: Number(rounds) }) + '\n');
-}
-
 async function childE2e() {
   // --child-e2e <gguf> <threads> <repeat>: every input kind from its source file; prints JSON.
   const [gguf, threads, repeat] = process.argv.slice(process.argv.indexOf('--child-e2e') + 1);
@@ -229,16 +196,22 @@ async function ensureModels(dir, types) {
   return ggufs;
 }
 
-// rows: ours per type and trunk, each alone in its process; ort: onnxruntime-node alone per trunk; pairs: ours
-// at f32 and onnxruntime-node alternated in one process per trunk. The ORT column is the paired median;
-// f32's ratio the paired one, the other types' their ms over that median.
-function printTrunks(rows, ort, pairs, rate, threads) {
+// rows: ours per type and trunk (f32: the median over the rounds); pairs: per trunk, the rounds of ours at
+// f32 and onnxruntime-node in alternation. The ORT column is onnxruntime-node's median over the rounds;
+// f32's ratio the median of the rounds' ratios, the other types' their ms over ORT's.
+function printTrunks(rows, pairs, rate, threads) {
   const f = (x, d = 0) => (x === undefined || x === null ? '—' : x.toFixed(d));
   if (Object.keys(pairs).length) {
-    console.log(`\nSide by side (one process per trunk, single calls alternated, ${Object.values(pairs)[0].rounds} each):`);
-    console.log('\n| trunk | ours f32 ms | onnxruntime-node ms | ours / ORT (median of the rounds) |');
-    console.log('|---|---|---|---|');
-    for (const [trunk, p] of Object.entries(pairs)) console.log(`| ${trunk} | ${f(p.ours)} | ${f(p.ort)} | ${f(p.ratio, 3)} |`);
+    const p0 = Object.values(pairs)[0];
+    console.log(`\nf32 and onnxruntime-node ${p0.version} (CPU provider, ${threads} intra-op threads) in alternation, ${p0.rounds.length} rounds ` +
+      '(ms per round: the median of the repeats in its own process):');
+    console.log('\n| trunk | ours f32 ms, by round | onnxruntime-node ms, by round | ours / ORT, by round | median ratio | ORT peak RSS MiB |');
+    console.log('|---|---|---|---|---|---|');
+    for (const [trunk, p] of Object.entries(pairs)) {
+      const list = (xs, d = 0) => xs.map((x) => f(x, d)).join(', ');
+      console.log(`| ${trunk} | ${list(p.rounds.map((r) => r.ours.ms))} | ${list(p.rounds.map((r) => r.ort.ms))} | ` +
+        `${list(p.rounds.map((r) => r.ours.ms / r.ort.ms), 3)} | ${f(p.ratio, 3)} | ${mib(p.ortRss)} |`);
+    }
   }
   console.log(`\n| type | trunk | ms | GFLOP | GFLOP/s | % of f32 matmul | peak RSS MiB | onnxruntime-node ms | ours / ORT |`);
   console.log('|---|---|---|---|---|---|---|---|---|');
@@ -247,10 +220,6 @@ function printTrunks(rows, ort, pairs, rate, threads) {
     const ratio = p ? (r.type === 'f32' ? p.ratio : r.ms / p.ort) : undefined;
     console.log(`| ${r.type} | ${r.trunk} | ${f(r.ms)} | ${f(r.flop / 1e9, 1)} | ${f(r.gflops, 1)} | ${rate ? f((100 * r.gflops) / rate.gflops) : '—'} | ` +
       `${mib(r.rss)} | ${p ? f(p.ort) : '—'} | ${f(ratio, 2)} |`);
-  }
-  if (Object.keys(ort).length) {
-    console.log(`\nonnxruntime-node ${Object.values(ort)[0].version} (CPU provider, ${threads} intra-op threads) alone in its process: ` +
-      Object.entries(ort).map(([t, o]) => `${t} ${f(o.ms)} ms, peak RSS ${mib(o.maxRssBytes)} MiB`).join('; '));
   }
 }
 
@@ -276,14 +245,25 @@ async function main() {
   if (blas) console.log(`numpy (BLAS) sgemm, same shape and threads: ${blas.ms.toFixed(0)} ms, ${blas.gflops.toFixed(1)} GFLOP/s` +
     (rate ? ` (ggml: ${((100 * rate.gflops) / blas.gflops).toFixed(0)} % of it)` : ''));
 
-  const ort = {}, pairs = {};
+  const pairs = {};
   const { IMAGEBIND_LLM_BENCH_ORT: ortModule, IMAGEBIND_LLM_BENCH_ONNX: onnxDir } = process.env;
-  if (ortModule && onnxDir) {
-    const rounds = arg('pair-rounds', '7');
+  if (ortModule && onnxDir && ggufs.f32) {
+    const rounds = Number(arg('pair-rounds', '3'));
     for (const trunk of trunks) {
       if (!fs.existsSync(path.join(onnxDir, `${trunk}.onnx`))) continue;
-      ort[trunk] = runChild(['--child-ort', trunk, String(threads), String(repeat)]);
-      if (ggufs.f32) pairs[trunk] = runChild(['--child-pair', ggufs.f32, trunk, String(threads), rounds]);
+      const ours = () => runChild(['--child-trunk', ggufs.f32, trunk, String(threads), String(repeat)]);
+      const ort = () => runChild(['--child-ort', trunk, String(threads), String(repeat)]);
+      const list = [];
+      for (let i = 0; i < rounds; i++) {
+        const r = {};
+        if (i % 2) { r.ort = ort(); r.ours = ours(); } else { r.ours = ours(); r.ort = ort(); }
+        list.push(r);
+      }
+      pairs[trunk] = {
+        rounds: list, version: list[0].ort.version, ort: median(list.map((r) => r.ort.ms)), ortRss: Math.max(...list.map((r) => r.ort.maxRssBytes)),
+        ours: median(list.map((r) => r.ours.ms)), oursRss: Math.max(...list.map((r) => r.ours.maxRssBytes)),
+        ratio: median(list.map((r) => r.ours.ms / r.ort.ms)),
+      };
     }
   } else {
     console.log('(onnxruntime-node not measured: set IMAGEBIND_LLM_BENCH_ORT and IMAGEBIND_LLM_BENCH_ONNX, see ../shared/bench/README.md)');
@@ -292,12 +272,13 @@ async function main() {
   const rows = [];
   for (const type of types) {
     for (const trunk of trunks) {
-      const r = runChild(['--child-trunk', ggufs[type], trunk, String(threads), String(repeat)]);
+      const p = type === 'f32' ? pairs[trunk] : undefined;
+      const r = p ? { ms: p.ours, maxRssBytes: p.oursRss } : runChild(['--child-trunk', ggufs[type], trunk, String(threads), String(repeat)]);
       const flop = trunkFlops(HUGE, trunk);
       rows.push({ type, trunk, ms: r.ms, flop, gflops: flop / r.ms / 1e6, rss: r.maxRssBytes });
     }
   }
-  printTrunks(rows, ort, pairs, rate, threads);
+  printTrunks(rows, pairs, rate, threads);
 
   if (!process.argv.includes('--no-e2e')) {
     console.log('\n| type | image ms | audio ms (3 clips) | text ms | video ms (5 s, 15 clips) | point ms (8192 pts) | peak RSS MiB (all trunks) |');
@@ -313,6 +294,5 @@ async function main() {
 
 if (process.argv.includes('--child-trunk')) await childTrunk();
 else if (process.argv.includes('--child-ort')) await childOrt();
-else if (process.argv.includes('--child-pair')) await childPair();
 else if (process.argv.includes('--child-e2e')) await childE2e();
 else await main();
