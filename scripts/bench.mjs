@@ -9,12 +9,12 @@
 //   - onnxruntime-node on the same trunks, when the reference runtime and its exports are there:
 //       IMAGEBIND_LLM_BENCH_ORT   the onnxruntime-node package folder (…/node_modules/onnxruntime-node)
 //       IMAGEBIND_LLM_BENCH_ONNX  the folder ../shared/bench/ort_export.py wrote (vision.onnx, … + *.in.npy)
-//     (../shared/bench/README.md sets both up). Ours at f32 and onnxruntime-node are timed in alternation:
-//     --pair-rounds rounds, each running both (the order swapped every round), each alone in its own
-//     process as a user would run it, so that a change in the machine's speed during the run reaches both
-//     alike; the ratio is the median of the rounds' ratios. (Both runtimes in one process, calls
-//     alternated, slowed ours by 5-20 % on a 2-core machine without either spinning while idle: each
-//     process gets the machine to itself.)
+//     (../shared/bench/README.md sets both up). Ours (every type) and onnxruntime-node are timed in
+//     alternation: --pair-rounds rounds (default 3 with onnxruntime-node, else 1), each running all of them,
+//     each alone in its own process as a user would run it, the order rotated every round, so that a change
+//     in the machine's speed during the run reaches all alike; a ratio is the median of the rounds' ratios.
+//     (Both runtimes in one process, calls alternated, slowed ours by 5-20 % on a 2-core machine without
+//     either spinning while idle: each process gets the machine to itself.)
 //   - the BLAS sgemm rate of the same shape (numpy's matmul, 2048 x 4096 by 4096 x 4096), when
 //       IMAGEBIND_LLM_BENCH_NUMPY names a python with numpy (e.g. Debian's /usr/bin/python3 + OpenBLAS);
 //   - end to end per type (unless --no-e2e): ms per image, audio file, text, 5 s video, 8192-point cloud.
@@ -196,30 +196,32 @@ async function ensureModels(dir, types) {
   return ggufs;
 }
 
-// rows: ours per type and trunk (f32: the median over the rounds); pairs: per trunk, the rounds of ours at
-// f32 and onnxruntime-node in alternation. The ORT column is onnxruntime-node's median over the rounds;
-// f32's ratio the median of the rounds' ratios, the other types' their ms over ORT's.
-function printTrunks(rows, pairs, rate, threads) {
+// rows: ours per type and trunk, medians over the rounds (with onnxruntime-node's median and the median of the
+// rounds' ratios); ortRows: onnxruntime-node's ms by round per trunk.
+function printTrunks(rows, ortRows, rounds, rate, threads) {
   const f = (x, d = 0) => (x === undefined || x === null ? '—' : x.toFixed(d));
-  if (Object.keys(pairs).length) {
-    const p0 = Object.values(pairs)[0];
-    console.log(`\nf32 and onnxruntime-node ${p0.version} (CPU provider, ${threads} intra-op threads) in alternation, ${p0.rounds.length} rounds ` +
-      '(ms per round: the median of the repeats in its own process):');
-    console.log('\n| trunk | ours f32 ms, by round | onnxruntime-node ms, by round | ours / ORT, by round | median ratio | ORT peak RSS MiB |');
-    console.log('|---|---|---|---|---|---|');
-    for (const [trunk, p] of Object.entries(pairs)) {
-      const list = (xs, d = 0) => xs.map((x) => f(x, d)).join(', ');
-      console.log(`| ${trunk} | ${list(p.rounds.map((r) => r.ours.ms))} | ${list(p.rounds.map((r) => r.ort.ms))} | ` +
-        `${list(p.rounds.map((r) => r.ours.ms / r.ort.ms), 3)} | ${f(p.ratio, 3)} | ${mib(p.ortRss)} |`);
-    }
+  const list = (xs, d = 0) => xs.map((x) => f(x, d)).join(', ');
+  const o0 = Object.values(ortRows)[0];
+  if (rounds > 1) {
+    console.log(`\n${rounds} rounds per trunk, each running every type${o0 ? ' and onnxruntime-node' : ''} alone in its own process, ` +
+      'the order rotated each round; ms: the median of the rounds, ratio: the median of the rounds\' ratios.');
   }
   console.log(`\n| type | trunk | ms | GFLOP | GFLOP/s | % of f32 matmul | peak RSS MiB | onnxruntime-node ms | ours / ORT |`);
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
-    const p = pairs[r.trunk];
-    const ratio = p ? (r.type === 'f32' ? p.ratio : r.ms / p.ort) : undefined;
     console.log(`| ${r.type} | ${r.trunk} | ${f(r.ms)} | ${f(r.flop / 1e9, 1)} | ${f(r.gflops, 1)} | ${rate ? f((100 * r.gflops) / rate.gflops) : '—'} | ` +
-      `${mib(r.rss)} | ${p ? f(p.ort) : '—'} | ${f(ratio, 2)} |`);
+      `${mib(r.rss)} | ${f(r.ortMs)} | ${f(r.ratio, 2)} |`);
+  }
+  if (rounds > 1) {
+    console.log('\nBy round (ms; ours / ORT):\n');
+    console.log('| type | trunk | ms by round | ours / ORT by round |');
+    console.log('|---|---|---|---|');
+    for (const [trunk, o] of Object.entries(ortRows)) console.log(`| onnxruntime-node | ${trunk} | ${list(o.byRound)} | |`);
+    for (const r of rows) console.log(`| ${r.type} | ${r.trunk} | ${list(r.byRound)} | ${r.ratios ? list(r.ratios, 3) : ''} |`);
+  }
+  if (o0) {
+    console.log(`\nonnxruntime-node ${o0.version} (CPU provider, ${threads} intra-op threads), peak RSS MiB: ` +
+      Object.entries(ortRows).map(([t, o]) => `${t} ${mib(o.rss)}`).join(', '));
   }
 }
 
@@ -245,40 +247,43 @@ async function main() {
   if (blas) console.log(`numpy (BLAS) sgemm, same shape and threads: ${blas.ms.toFixed(0)} ms, ${blas.gflops.toFixed(1)} GFLOP/s` +
     (rate ? ` (ggml: ${((100 * rate.gflops) / blas.gflops).toFixed(0)} % of it)` : ''));
 
-  const pairs = {};
+  // Per trunk, --pair-rounds rounds: every type of ours and onnxruntime-node (when there), each alone in its own
+  // process, the order rotated each round; a type's ms is its median over the rounds, its ratio the median
+  // of the rounds' ratios to onnxruntime-node's ms of the same round.
   const { IMAGEBIND_LLM_BENCH_ORT: ortModule, IMAGEBIND_LLM_BENCH_ONNX: onnxDir } = process.env;
-  if (ortModule && onnxDir && ggufs.f32) {
-    const rounds = Number(arg('pair-rounds', '3'));
-    for (const trunk of trunks) {
-      if (!fs.existsSync(path.join(onnxDir, `${trunk}.onnx`))) continue;
-      const ours = () => runChild(['--child-trunk', ggufs.f32, trunk, String(threads), String(repeat)]);
-      const ort = () => runChild(['--child-ort', trunk, String(threads), String(repeat)]);
-      const list = [];
-      for (let i = 0; i < rounds; i++) {
-        const r = {};
-        if (i % 2) { r.ort = ort(); r.ours = ours(); } else { r.ours = ours(); r.ort = ort(); }
-        list.push(r);
+  const withOrt = Boolean(ortModule && onnxDir);
+  if (!withOrt) console.log('(onnxruntime-node not measured: set IMAGEBIND_LLM_BENCH_ORT and IMAGEBIND_LLM_BENCH_ONNX, see ../shared/bench/README.md)');
+  const rounds = Number(arg('pair-rounds', withOrt ? '3' : '1'));
+  const rows = [], ortRows = {};
+  for (const trunk of trunks) {
+    const hasOrt = withOrt && fs.existsSync(path.join(onnxDir, `${trunk}.onnx`));
+    const runs = [...types.map((type) => ({ type, run: () => runChild(['--child-trunk', ggufs[type], trunk, String(threads), String(repeat)]) })),
+      ...(hasOrt ? [{ type: 'ort', run: () => runChild(['--child-ort', trunk, String(threads), String(repeat)]) }] : [])];
+    const byRound = [];
+    for (let i = 0; i < rounds; i++) {
+      const r = {};
+      for (let j = 0; j < runs.length; j++) {
+        const { type, run } = runs[(i + j) % runs.length];
+        r[type] = run();
       }
-      pairs[trunk] = {
-        rounds: list, version: list[0].ort.version, ort: median(list.map((r) => r.ort.ms)), ortRss: Math.max(...list.map((r) => r.ort.maxRssBytes)),
-        ours: median(list.map((r) => r.ours.ms)), oursRss: Math.max(...list.map((r) => r.ours.maxRssBytes)),
-        ratio: median(list.map((r) => r.ours.ms / r.ort.ms)),
-      };
+      byRound.push(r);
     }
-  } else {
-    console.log('(onnxruntime-node not measured: set IMAGEBIND_LLM_BENCH_ORT and IMAGEBIND_LLM_BENCH_ONNX, see ../shared/bench/README.md)');
-  }
-
-  const rows = [];
-  for (const type of types) {
-    for (const trunk of trunks) {
-      const p = type === 'f32' ? pairs[trunk] : undefined;
-      const r = p ? { ms: p.ours, maxRssBytes: p.oursRss } : runChild(['--child-trunk', ggufs[type], trunk, String(threads), String(repeat)]);
-      const flop = trunkFlops(HUGE, trunk);
-      rows.push({ type, trunk, ms: r.ms, flop, gflops: flop / r.ms / 1e6, rss: r.maxRssBytes });
+    const flop = trunkFlops(HUGE, trunk);
+    for (const type of types) {
+      const ms = median(byRound.map((r) => r[type].ms));
+      rows.push({
+        type, trunk, ms, flop, gflops: flop / ms / 1e6, rss: Math.max(...byRound.map((r) => r[type].maxRssBytes)),
+        byRound: byRound.map((r) => r[type].ms),
+        ortMs: hasOrt ? median(byRound.map((r) => r.ort.ms)) : undefined,
+        ratio: hasOrt ? median(byRound.map((r) => r[type].ms / r.ort.ms)) : undefined,
+        ratios: hasOrt ? byRound.map((r) => r[type].ms / r.ort.ms) : undefined,
+      });
+    }
+    if (hasOrt) {
+      ortRows[trunk] = { byRound: byRound.map((r) => r.ort.ms), version: byRound[0].ort.version, rss: Math.max(...byRound.map((r) => r.ort.maxRssBytes)) };
     }
   }
-  printTrunks(rows, pairs, rate, threads);
+  printTrunks(rows, ortRows, rounds, rate, threads);
 
   if (!process.argv.includes('--no-e2e')) {
     console.log('\n| type | image ms | audio ms (3 clips) | text ms | video ms (5 s, 15 clips) | point ms (8192 pts) | peak RSS MiB (all trunks) |');
