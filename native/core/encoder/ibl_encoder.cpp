@@ -11,6 +11,9 @@
 #include <cstring>
 
 static constexpr int IBL_GRAPH_MAX_NODES = 16384;
+// A CPU compute buffer up to this size is kept for the next call (ibl_model::sched_cpu): one image, text or
+// audio file's graph fits (vision ~60 MB, audio 3 clips ~30 MB); a long video batch's is freed after use.
+static constexpr size_t IBL_KEEP_COMPUTE_BYTES = (size_t) 256 << 20;
 
 namespace {
 
@@ -293,9 +296,28 @@ std::vector<float> ibl_encode(ibl_model & model, const ibl_encoder_batch & batch
     struct backend_guard { ggml_backend_t b; bool own; ~backend_guard() { if (own) ggml_backend_free(b); } } bg{dev_backend, !on_cpu};
     ggml_backend_t backends[2] = {dev_backend, model.backend_cpu};
     const int n_backends = on_cpu ? 1 : 2;
-    ggml_backend_sched_t sched = ggml_backend_sched_new(backends, nullptr, n_backends, IBL_GRAPH_MAX_NODES, false, true);
-    struct sched_guard { ggml_backend_sched_t s; ~sched_guard() { ggml_backend_sched_free(s); } } sg{sched};
-    if (model.eval_cb) ggml_backend_sched_set_eval_callback(sched, model.eval_cb, model.eval_cb_data);
+    // On the CPU the model's scheduler (and its compute buffer) is reused; a device graph gets its own.
+    std::unique_lock<std::mutex> compute_lock(model.compute_mutex, std::defer_lock);
+    ggml_backend_sched_t sched = nullptr;
+    if (on_cpu) {
+        compute_lock.lock();
+        if (!model.sched_cpu) model.sched_cpu = ggml_backend_sched_new(backends, nullptr, n_backends, IBL_GRAPH_MAX_NODES, false, true);
+        sched = model.sched_cpu;
+        ggml_backend_sched_reset(sched);
+    } else {
+        sched = ggml_backend_sched_new(backends, nullptr, n_backends, IBL_GRAPH_MAX_NODES, false, true);
+    }
+    // frees a device graph's scheduler, and the kept one when its buffer grew past the bound or the call failed
+    struct sched_guard {
+        ibl_model & m; ggml_backend_sched_t s; bool ok = false;
+        ~sched_guard() {
+            const bool keep = ok && s == m.sched_cpu && ggml_backend_sched_get_buffer_size(s, m.backend) <= IBL_KEEP_COMPUTE_BYTES;
+            if (keep) return;
+            if (s == m.sched_cpu) m.sched_cpu = nullptr;
+            ggml_backend_sched_free(s);
+        }
+    } sg{model, sched};
+    ggml_backend_sched_set_eval_callback(sched, model.eval_cb, model.eval_cb_data);
     if (!ggml_backend_sched_alloc_graph(sched, gf)) ibl_throw("ERR_OUT_OF_MEMORY", "cannot allocate the %s graph (batch %d)", info.name, B);
 
     switch (info.stem) {
@@ -323,6 +345,7 @@ std::vector<float> ibl_encode(ibl_model & model, const ibl_encoder_batch & batch
 
     std::vector<float> result((size_t) model.out_dim * B);
     ggml_backend_tensor_get(out, result.data(), 0, ggml_nbytes(out));
+    sg.ok = true;
     return result;
 }
 

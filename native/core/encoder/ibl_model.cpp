@@ -20,6 +20,7 @@
 #include <cstring>
 
 ibl_model::~ibl_model() {
+    if (sched_cpu) ggml_backend_sched_free(sched_cpu);
     for (auto & m : mods) {
         if (m.buf) ggml_backend_buffer_free(m.buf);
     }

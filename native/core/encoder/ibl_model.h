@@ -125,6 +125,11 @@ struct ibl_model {
     // Observes every node of the encoder graphs when set (per-op profiling: ibl-driver profile).
     ggml_backend_sched_eval_callback eval_cb = nullptr;
     void *                  eval_cb_data = nullptr;
+    // The scheduler of CPU graphs, kept from one call to the next (under compute_mutex) so that its compute
+    // buffer is reused: mapped afresh per call, an audio batch's ~30 MB were page-faulted and zeroed again
+    // each time. Not kept past IBL_KEEP_COMPUTE_BYTES (a long video batch), so an idle encoder holds little.
+    ggml_backend_sched_t    sched_cpu = nullptr;
+    std::mutex              compute_mutex;
 
     ~ibl_model();
     const ibl_modality_model & mod(ibl_modality m) const { return mods[m]; }
