@@ -12,21 +12,37 @@ const patchDir = path.join(root, 'native', 'patches');
 const patches = fs.readdirSync(patchDir).filter((f) => f.endsWith('.patch')).sort().map((f) => path.join(patchDir, f));
 const git = (args, cwd) => execFileSync('git', args, { cwd, encoding: 'utf8', stdio: 'pipe' });
 
-test('every patch applies cleanly to a pristine checkout of the pinned llama.cpp commit', (t) => {
-  t.true(patches.length >= 1, 'the injection hook patch is there');
+// The pinned commit checked out beside deps/llama.cpp with the patches applied in order, made once for both
+// tests: per patch, null or why it did not apply.
+let patched;
+function patchedTree() {
+  if (patched) return patched;
   const wt = fs.mkdtempSync(path.join(os.tmpdir(), 'ibl-llama-pristine-'));
   fs.rmSync(wt, { recursive: true });
   git(['worktree', 'add', '--detach', wt, pkg.imagebindLlm.llamaCppSource.commit], llama);
-  t.teardown(() => git(['worktree', 'remove', '--force', wt], llama));
-  for (const p of patches) {
+  const errors = patches.map((p) => {
     try {
       git(['apply', '--check', p], wt);
       git(['apply', p], wt);
-      t.pass(path.basename(p));
+      return null;
     } catch (e) {
-      t.fail(`${path.basename(p)} no longer applies to llama.cpp ${pkg.imagebindLlm.llamaCppSource.commit}:\n${e.stderr || e.message}`);
+      return e.stderr || e.message;
     }
-  }
+  });
+  patched = { wt, errors };
+  return patched;
+}
+test.after.always(() => {
+  if (patched) git(['worktree', 'remove', '--force', patched.wt], llama);
+});
+
+test('every patch applies cleanly to a pristine checkout of the pinned llama.cpp commit', (t) => {
+  t.true(patches.length >= 1, 'the injection hook patch is there');
+  const { errors } = patchedTree();
+  patches.forEach((p, i) => {
+    if (errors[i]) t.fail(`${path.basename(p)} no longer applies to llama.cpp ${pkg.imagebindLlm.llamaCppSource.commit}:\n${errors[i]}`);
+    else t.pass(path.basename(p));
+  });
 });
 
 test('the source we build is the pinned commit plus exactly our patches', (t) => {
@@ -40,10 +56,6 @@ test('the source we build is the pinned commit plus exactly our patches', (t) =>
   t.deepEqual(changed, touched);
   // Each file as the pinned commit plus every patch in order makes it (a later patch may change an
   // earlier one's context, so the patches are applied in sequence, not checked one by one).
-  const wt = fs.mkdtempSync(path.join(os.tmpdir(), 'ibl-llama-patched-'));
-  fs.rmSync(wt, { recursive: true });
-  git(['worktree', 'add', '--detach', wt, pkg.imagebindLlm.llamaCppSource.commit], llama);
-  t.teardown(() => git(['worktree', 'remove', '--force', wt], llama));
-  for (const p of patches) git(['apply', p], wt);
+  const { wt } = patchedTree();
   for (const f of touched) t.true(fs.readFileSync(path.join(wt, f)).equals(fs.readFileSync(path.join(llama, f))), `${f} is the pinned file plus the patches`);
 });

@@ -126,8 +126,8 @@ struct ibl_model {
     ggml_backend_sched_eval_callback eval_cb = nullptr;
     void *                  eval_cb_data = nullptr;
     // The scheduler of CPU graphs, kept from one call to the next (under compute_mutex) so that its compute
-    // buffer is reused: mapped afresh per call, an audio batch's ~30 MB were page-faulted and zeroed again
-    // each time. Not kept past IBL_KEEP_COMPUTE_BYTES (a long video batch), so an idle encoder holds little.
+    // buffer is reused: mapped afresh per call, an audio batch's 14.7 MiB were page-faulted and zeroed again
+    // each time. Not kept past IBL_KEEP_COMPUTE_BYTES (large batches), so an idle encoder holds little.
     ggml_backend_sched_t    sched_cpu = nullptr;
     std::mutex              compute_mutex;
 
