@@ -6,7 +6,8 @@
 // - gelu_erf (0004-cpu-vector-gelu-erf.patch) over its whole range, tails included;
 // - layer norm, NORM + MUL + ADD fused (0009-cpu-fused-layer-norm.patch);
 // - flash_attn_ext (0005-cpu-flash-attn-tiles.patch) where query and key counts are not multiples of its
-//   64-row tiles, with and without a causal mask, with K tiles kept per head and packed per use.
+//   64-row tiles, with and without a causal mask, with K and V tiles kept per head and packed per use, K
+//   transposed by 16 x 16 blocks and by elements.
 #include "ibl_test.h"
 
 #include "ibl_gguf.h"
@@ -279,13 +280,16 @@ void test_kernels(ibl_test & t) {
         {768, 50, 600, 1, false, true},    // several shared blocks of packed rows
         {2600, 24, 40, 1, false, false},   // three k blocks
         {2601, 30, 20, 2, true, false},    // odd K over three k blocks, a weight per entry
-        {1500, 40, 66, 2, false, false, true},  // + bias, fused into the last of two k blocks; last 4 rows by dot products
+        {1500, 40, 66, 2, false, false, true},  // + bias, fused into the last of two k blocks (bf16: one); last 4 rows by dot products
         {64, 36, 257, 1, false, true, true},    // + bias, one k block
         {1500, 40, 66, 2, false, false, true, 1},  // + bias + residual, fused into the last of two k blocks
         {64, 36, 257, 1, false, true, true, 2},    // + bias + residual in place, one k block: fused
         {1500, 40, 66, 1, false, false, true, 2},  // in place over two k blocks: not fused (partial sums would overwrite it)
         {1500, 40, 66, 2, false, false, true, 0, true},  // + bias, gelu_erf fused after the last of two k blocks
         {64, 60, 257, 1, false, true, true, 0, true},    // + bias, gelu_erf over a group of 48 columns and one of 12
+        // bf16 k blocks hold up to 2560 values (f32 1280): K = 1500 is one block for bf16, 3000 two
+        {3000, 40, 66, 2, false, false, true, 1},  // + bias + residual, fused into the last k block
+        {3000, 40, 66, 1, false, false, true, 2},  // in place over two or three k blocks: not fused
     };
     const bool vector_kernels = cpu_has_vector_kernels();
     for (ggml_type type : {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0}) {
@@ -302,6 +306,7 @@ void test_kernels(ibl_test & t) {
     check_flash_attn(t, backend, 64, 2, 77, true);    // text: 64 + 13, causal
     check_flash_attn(t, backend, 16, 3, 130, false);  // 64 + 64 + 2
     check_flash_attn(t, backend, 12, 2, 70, false);   // head size below the SIMD width: the untiled path
+    check_flash_attn(t, backend, 40, 3, 600, false);  // three kept K/V tiles per head; K transposed by 16 x 16 blocks and a last 8 columns
     check_flash_attn(t, backend, 16, 1, 4200, true);  // past 64 key tiles: K packed per use, not kept
     ggml_backend_free(backend);
 }
