@@ -30,6 +30,7 @@ import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { HUGE, writeRandomImagebind } from './lib/random-imagebind.mjs';
+import { ortSessionOptions, readNpy, trunkInput } from './lib/bench-inputs.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -61,20 +62,6 @@ function trunkFlops(cfg, trunk) {
   return items * (2 * (L - 1) * K * D + n * block + 2 * D * cfg.out_embed_dim);
 }
 
-// The trunk's input as a preprocessed tensor of the ONNX exports' shapes (batch 1; audio 3 clips).
-function trunkInput(trunk) {
-  if (trunk === 'text') {
-    const ids = new Float32Array(77);
-    ids[0] = 49406;
-    for (let i = 1; i < 12; i++) ids[i] = 1000 + 37 * i;
-    ids[12] = 49407;
-    return { kind: 'tensor', modality: 'text', tensor: { data: ids, shape: [77] } };
-  }
-  const n = trunk === 'vision' ? 3 * 2 * 224 * 224 : 3 * 128 * 204;
-  const data = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.001) * 0.5);
-  return { kind: 'tensor', modality: trunk, tensor: { data, shape: [n] } };
-}
-
 async function timed(fn, repeat) {
   await fn();  // warm-up: pages the trunk's weights in, builds tables
   const times = [];
@@ -99,24 +86,12 @@ async function childTrunk() {
   process.stdout.write(JSON.stringify({ ms, maxRssBytes: maxRss() }) + '\n');
 }
 
-function readNpy(file) {
-  const b = fs.readFileSync(file);
-  const hlen = b.readUInt16LE(8);
-  const header = b.subarray(10, 10 + hlen).toString('latin1');
-  const shape = header.match(/'shape': \(([^)]*)\)/)[1].split(',').filter((s) => s.trim()).map(Number);
-  const int64 = /'descr': '<i8'/.test(header);
-  const copy = new Uint8Array(b.subarray(10 + hlen)).buffer;
-  return { shape, data: int64 ? new BigInt64Array(copy) : new Float32Array(copy), type: int64 ? 'int64' : 'float32' };
-}
-
 async function childOrt() {
   // --child-ort <trunk> <threads> <repeat>: onnxruntime-node's CPU provider on the export of the trunk.
   const [trunk, threads, repeat] = process.argv.slice(process.argv.indexOf('--child-ort') + 1);
   const ort = require(process.env.IMAGEBIND_LLM_BENCH_ORT);
   const dir = process.env.IMAGEBIND_LLM_BENCH_ONNX;
-  const sess = await ort.InferenceSession.create(path.join(dir, `${trunk}.onnx`), {
-    intraOpNumThreads: Number(threads), interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
-  });
+  const sess = await ort.InferenceSession.create(path.join(dir, `${trunk}.onnx`), ortSessionOptions(Number(threads)));
   const x = readNpy(path.join(dir, `${trunk}.in.npy`));
   const feeds = { x: new ort.Tensor(x.type, x.data, x.shape) };
   const ms = await timed(() => sess.run(feeds), Number(repeat));

@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { ortSessionOptions, readNpy } from './lib/bench-inputs.mjs';
 
 const require = createRequire(import.meta.url);
 const { IMAGEBIND_LLM_BENCH_ORT: ortModule, IMAGEBIND_LLM_BENCH_ONNX: onnxDir } = process.env;
@@ -22,24 +23,14 @@ if (!ortModule || !['trunk', 'gemm'].includes(mode)) {
   process.exit(2);
 }
 const ort = require(ortModule);
-const sessionOptions = (threads) => ({ intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential' });
-
-function readNpy(file) {
-  const b = fs.readFileSync(file);
-  const hlen = b.readUInt16LE(8);
-  const header = b.subarray(10, 10 + hlen).toString('latin1');
-  const shape = header.match(/'shape': \(([^)]*)\)/)[1].split(',').filter((s) => s.trim()).map(Number);
-  const int64 = /'descr': '<i8'/.test(header);
-  const copy = new Uint8Array(b.subarray(10 + hlen)).buffer;
-  return new ort.Tensor(int64 ? 'int64' : 'float32', int64 ? new BigInt64Array(copy) : new Float32Array(copy), shape);
-}
 
 async function profileTrunk(trunk, threads, reps) {
   if (!onnxDir) throw new Error('IMAGEBIND_LLM_BENCH_ONNX must name the folder of the ONNX exports');
   const prefix = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ibl-ort-profile-')), trunk);
   const sess = await ort.InferenceSession.create(path.join(onnxDir, `${trunk}.onnx`),
-    { ...sessionOptions(threads), enableProfiling: true, profileFilePrefix: prefix });
-  const feeds = { x: readNpy(path.join(onnxDir, `${trunk}.in.npy`)) };
+    { ...ortSessionOptions(threads), enableProfiling: true, profileFilePrefix: prefix });
+  const x = readNpy(path.join(onnxDir, `${trunk}.in.npy`));
+  const feeds = { x: new ort.Tensor(x.type, x.data, x.shape) };
   for (let i = 0; i <= reps; i++) await sess.run(feeds);
   sess.endProfiling();
   await sess.release();
@@ -82,7 +73,7 @@ function gemmModel(M, N, K) {
 
 async function timeGemm(M, N, K, threads, reps) {
   const { model, x } = gemmModel(M, N, K);
-  const sess = await ort.InferenceSession.create(model, sessionOptions(threads));
+  const sess = await ort.InferenceSession.create(model, ortSessionOptions(threads));
   const feeds = { x: new ort.Tensor('float32', x, [M, K]) };
   await sess.run(feeds);
   const ts = [];

@@ -6,7 +6,7 @@
 // Always: the fixtures' tiny-a checkpoint converted at every type, every encoded source file of the fixtures
 // (images, WAVs, videos, PLY, depth, thermal, IMU); prints the minimum over them per type.
 // With --huge: the ImageBind-huge GGUFs of scripts/bench.mjs (<dir>/imagebind_huge_random-<type>.gguf, f32 among
-// them) on one fixed input per bench trunk (vision, text, audio).
+// them) on the inputs scripts/bench.mjs times (vision, text, audio).
 // Needs lib/ (npm run build:ts) and ../shared/fixtures.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,6 +14,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { trunkInput } from './lib/bench-inputs.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ibl = createRequire(import.meta.url)(path.join(root, 'lib', 'index.js'));
@@ -55,23 +56,10 @@ try {
   }
 
   if (opt.huge) {
-    // one fixed input per trunk, of the shapes the bench's trunks take
     const trunks = ['vision', 'text', 'audio'];
-    const input = (trunk) => {
-      if (trunk === 'text') {
-        const ids = new Float32Array(77);
-        ids[0] = 49406;
-        for (let i = 1; i < 12; i++) ids[i] = 1000 + 37 * i;
-        ids[12] = 49407;
-        return { kind: 'tensor', modality: 'text', tensor: { data: ids, shape: [77] } };
-      }
-      const n = trunk === 'vision' ? 3 * 2 * 224 * 224 : 3 * 128 * 204;
-      const data = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.001) * 0.5);
-      return { kind: 'tensor', modality: trunk, tensor: { data, shape: [n] } };
-    };
     const huge = {};
     for (const type of ['f32', ...types]) {
-      huge[type] = await embedWith(path.join(opt.huge, `imagebind_huge_random-${type}.gguf`), trunks.map(input));
+      huge[type] = await embedWith(path.join(opt.huge, `imagebind_huge_random-${type}.gguf`), trunks.map(trunkInput));
     }
     console.log(`ImageBind-huge (${opt.huge}), ${threads} threads:`);
     for (const type of types) {
