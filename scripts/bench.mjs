@@ -246,12 +246,13 @@ async function main() {
     const flop = trunkFlops(HUGE, trunk);
     for (const type of types) {
       const ms = median(byRound.map((r) => r[type].ms));
+      const ratios = hasOrt ? byRound.map((r) => r[type].ms / r.ort.ms) : undefined;
       rows.push({
         type, trunk, ms, flop, gflops: flop / ms / 1e6, rss: Math.max(...byRound.map((r) => r[type].maxRssBytes)),
         byRound: byRound.map((r) => r[type].ms),
         ortMs: hasOrt ? median(byRound.map((r) => r.ort.ms)) : undefined,
-        ratio: hasOrt ? median(byRound.map((r) => r[type].ms / r.ort.ms)) : undefined,
-        ratios: hasOrt ? byRound.map((r) => r[type].ms / r.ort.ms) : undefined,
+        ratio: ratios && median(ratios),
+        ratios,
       });
     }
     if (hasOrt) {
